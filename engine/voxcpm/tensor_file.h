@@ -1,0 +1,32 @@
+// Readers and writers of the checkpoint formats VoxCPM publishes: safetensors and PyTorch
+// zip checkpoints (torch.save). Tensors come back on the CPU in their stored dtype.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include <ATen/Tensor.h>
+
+namespace voxcpm {
+
+// Ordered so that iteration (and anything written from it) is deterministic.
+using TensorMap = std::map<std::string, at::Tensor>;
+
+// safetensors: u64 header length, JSON header, raw little-endian data. The file is mapped,
+// the returned tensors share the mapping (copy-on-write) and keep it alive. F32, BF16, F16,
+// F64, I64, I32, I16, I8, U8, BOOL. Every offset, shape and size is checked against the
+// file; any inconsistency throws voxcpm::Error naming the file and the tensor.
+TensorMap read_safetensors(const std::string& path);
+void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::map<std::string, std::string>& metadata = {{"format", "pt"}});
+
+// torch.save zip checkpoints (pytorch_model.bin, audiovae.pth): `<root>/data.pkl` read by a
+// restricted unpickler that accepts only what a state dict needs, `<root>/data/<n>` storages.
+// A top-level {"state_dict": {...}} wrapper is unwrapped.
+TensorMap read_torch_zip(const std::string& path);
+void write_torch_zip(const std::string& path, const TensorMap& tensors, bool wrap_in_state_dict = true);
+
+// Dispatch on the content (zip magic vs. safetensors header), not on the file name.
+TensorMap read_tensor_file(const std::string& path);
+
+}  // namespace voxcpm
