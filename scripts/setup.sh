@@ -8,7 +8,7 @@ packages=(
   libtorch-dev libopenblas0-openmp   # libtorch (CPU) and a fast BLAS for it (else reference BLAS)
   nlohmann-json3-dev libgtest-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
-  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-base-apps
 )
 
 missing=()

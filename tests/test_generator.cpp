@@ -28,10 +28,12 @@ GenerateOptions golden_options(const test::Golden& g) {
   o.retry_badcase = a["retry_badcase"].get<bool>();
   o.seed = a["seed"].get<uint64_t>();
   o.normalize_whitespace = false;  // the model-level API the goldens use does not apply §5.1
+  const std::string dir = test::fixtures_dir() + "/golden-" + g.meta["version"].get<std::string>() + "/";
   if (g.meta.contains("prompt_text")) {
     o.prompt_text = g.meta["prompt_text"].get<std::string>();
-    o.prompt_wav_path = test::fixtures_dir() + "/golden-" + g.meta["version"].get<std::string>() + "/prompt.wav";
+    o.prompt_wav_path = dir + "prompt.wav";
   }
+  if (g.meta.contains("reference_wav")) o.reference_wav_path = dir + g.meta["reference_wav"]["file"].get<std::string>();
   return o;
 }
 
@@ -49,6 +51,7 @@ void check_case(const std::string& version, const std::string& name, bool trim_c
   // Inputs of the prefill (spec §6).
   PromptCache cache = build_prompt_cache(*model, o);
   if (g.tensors.count("prompt.audio_feat")) EXPECT_CLOSE(cache.audio_feat, g["prompt.audio_feat"], kTol);
+  if (g.tensors.count("reference.audio_feat")) EXPECT_CLOSE(cache.ref_audio_feat, g["reference.audio_feat"], kTol);
   SequenceInputs in = build_inputs(*model, text, cache, o);
   EXPECT_TRUE(at::equal(in.tokens, g["inference.text_tokens"]));
   EXPECT_TRUE(at::equal(in.text_mask.to(at::kLong), g["inference.text_mask"]));
@@ -90,25 +93,34 @@ TEST(GeneratorV15, ZeroShot) { check_case("v1.5", "e2e_zeroshot"); }
 TEST(GeneratorV15, Clone) { check_case("v1.5", "clone"); }
 TEST(GeneratorV15, CloneOldGenerateKeepsContextAudio) { check_case("v1.5", "clone_generate", /*trim=*/false); }
 
-TEST(GeneratorV15, Bfloat16IsReportedWithItsError) {
-  // bf16 goldens are a dtype-flow check (fixtures README §3): report the error, bound it loosely.
+TEST(GeneratorV1, ZeroShot) { check_case("v1", "e2e_zeroshot"); }
+TEST(GeneratorV1, Clone) { check_case("v1", "clone"); }
+TEST(GeneratorV1, CloneOldGenerateKeepsContextAudio) { check_case("v1", "clone_generate", /*trim=*/false); }
+TEST(GeneratorV2, ZeroShot) { check_case("v2", "e2e_zeroshot"); }
+TEST(GeneratorV2, Clone) { check_case("v2", "clone"); }
+TEST(GeneratorV2, Reference) { check_case("v2", "reference"); }
+TEST(GeneratorV2, ReferenceAndContinuation) { check_case("v2", "reference_clone"); }
+
+TEST(GeneratorV15, Bfloat16MatchesTheOfficialBfloat16Run) {
+  // The bf16 goldens are a dtype-flow check (fixtures README §3): the official run used an
+  // fp32-upcasting attention, as ours does. On this machine class every LM-side tensor is
+  // bit-identical; the bounds leave room for another CPU's bf16 GEMM rounding.
   test::Golden g = test::load_golden("v1.5", "e2e_zeroshot_bf16");
   auto model = load_tiny("v1.5", "bfloat16");
   ASSERT_EQ(model->options().dtype, at::kBFloat16);
   GenerationTrace tr;
   GenerateResult r = generate(model, g.meta["target_text"].get<std::string>(), golden_options(g), &tr);
-  const auto n = std::min<int64_t>(r.steps, g.meta["n_steps"].get<int64_t>());
-  const double prefill = test::max_abs_diff(tr.prefill_base_lm_hidden, g["prefill.base_lm_hidden"]);
-  const double first = test::max_abs_diff(tr.pred_patch[0].squeeze(0), g["steps.pred_patch"][0]);
-  double patches = 0;
-  for (int64_t i = 0; i < n; ++i)
-    patches = std::max(patches, test::max_abs_diff(tr.pred_patch[i].squeeze(0), g["steps.pred_patch"][i]));
-  std::printf("[v1.5/e2e_zeroshot_bf16] steps %lld (golden %lld); prefill hidden %.3g, first patch %.3g, "
-              "patches %.3g max abs diff\n",
-              static_cast<long long>(r.steps), static_cast<long long>(g.meta["n_steps"].get<int64_t>()), prefill,
-              first, patches);
-  EXPECT_LE(prefill, 0.1);
-  EXPECT_LE(first, 0.5);
+  ASSERT_EQ(r.steps, g.meta["n_steps"].get<int64_t>());
+  EXPECT_EQ(tr.stop_flags, g.meta["stop_flags_per_step"].get<std::vector<int>>());
+  const double hidden = test::max_abs_diff(stack(tr.lm_hidden), g["steps.lm_hidden"]);
+  const double patches = test::max_abs_diff(stack(tr.pred_patch), g["steps.pred_patch"]);
+  at::Tensor wave = at::from_blob(r.waveform.data(), {1, static_cast<int64_t>(r.waveform.size())}, at::kFloat);
+  const double waveform = test::max_abs_diff(wave, g["waveform"]);
+  std::printf("[v1.5/e2e_zeroshot_bf16] steps %lld; max abs diff: lm_hidden %.3g, patches %.3g, waveform %.3g\n",
+              static_cast<long long>(r.steps), hidden, patches, waveform);
+  EXPECT_LE(hidden, 0.1);
+  EXPECT_LE(patches, 0.2);
+  EXPECT_LE(waveform, 0.05);
 }
 
 TEST(GeneratorV15, SeedIsReproducibleAndRetryUsesNextSeed) {

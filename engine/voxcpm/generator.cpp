@@ -93,6 +93,10 @@ SequenceInputs build_inputs(const Model& model, const std::string& target_text, 
   if (has_ref && !cfg.is_v2()) throw Error("reference audio needs a VoxCPM2 model");
 
   std::vector<int64_t> ids = tok.encode(has_prompt ? cache.prompt_text + target : target);
+  for (int64_t id : ids)
+    if (id < 0 || id >= cfg.lm.vocab_size)
+      throw Error("text contains the token '" + tok.id_to_token(id) + "' (id " + std::to_string(id) +
+                  "), outside the model's vocabulary of " + std::to_string(cfg.lm.vocab_size));
   ids.push_back(kAudioStart);
   const int64_t P = cfg.patch_size, D = cfg.feat_dim;
   const int64_t R = has_ref ? cache.ref_audio_feat.size(0) : 0;
@@ -175,8 +179,8 @@ void Generation::prefill() {
   at::Tensor combined = text_mask * m.base_lm.embed(inputs_.tokens) + audio_mask * feat_embed;
 
   base_cache_ = m.base_lm.new_cache(1, m.config().max_length);
-  at::Tensor enc = m.base_lm.forward(combined, /*causal=*/true, &base_cache_);
-  enc = m.fsq(enc) * audio_mask + enc * text_mask;  // FSQ at audio positions only
+  const at::Tensor base_out = m.base_lm.forward(combined, /*causal=*/true, &base_cache_);
+  at::Tensor enc = m.fsq(base_out) * audio_mask + base_out * text_mask;  // FSQ at audio positions only
   lm_hidden_ = enc.select(1, -1);
 
   residual_cache_ = m.residual_lm.new_cache(1, m.config().max_length);
@@ -185,7 +189,7 @@ void Generation::prefill() {
   cond_ = feats.select(1, -1);  // [1,P,D]: last prompt patch, or zeros
   prefilled_ = true;
   if (trace_) {
-    trace_->prefill_base_lm_hidden = to_cpu_f32(enc);
+    trace_->prefill_base_lm_hidden = to_cpu_f32(base_out);
     trace_->prefill_residual_lm_hidden = to_cpu_f32(res);
     trace_->prefill_feat_encoder_out = to_cpu_f32(feat_enc);
   }
@@ -222,7 +226,7 @@ std::optional<at::Tensor> Generation::next_patch() {
   } else if (step_ >= inputs_.max_steps) {
     finished_ = true;  // the official loop would advance the LMs once more for nothing
   } else {
-    at::Tensor curr = m.enc_to_lm_proj(m.feat_encoder(patch.unsqueeze(1))).select(1, 0);  // [1,H]
+    at::Tensor curr = m.enc_to_lm_proj(m.feat_encoder(patch.contiguous().unsqueeze(1))).select(1, 0);  // [1,H]
     at::Tensor base_out = m.base_lm.forward_step(curr, base_cache_);
     lm_hidden_ = m.fsq(base_out);
     at::Tensor res_in = fuse(lm_hidden_, curr);
@@ -243,7 +247,7 @@ GenerateResult generate(const std::shared_ptr<const Model>& model, const std::st
   const Model& m = *model;
   PromptCache cache = build_prompt_cache(m, opts);
   SequenceInputs in = build_inputs(m, text, cache, opts);
-  const int64_t P = m.config().patch_size, D = m.config().feat_dim;
+  const int64_t D = m.config().feat_dim;
   const uint64_t seed0 = opts.seed ? *opts.seed : (static_cast<uint64_t>(std::random_device{}()) & 0xffffffffu);
   const double bad_len = static_cast<double>(in.target_ids.size()) * opts.retry_badcase_ratio_threshold;
   const bool v2 = m.config().is_v2();

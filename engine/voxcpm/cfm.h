@@ -1,0 +1,48 @@
+// UnifiedCFM (`feat_decoder`, spec §3.7): Euler flow-matching sampler with classifier-free
+// guidance (CFG-zero*), producing one latent patch per call from the LocDiT velocity network.
+#pragma once
+
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "voxcpm/config.h"
+#include "voxcpm/layers.h"
+#include "voxcpm/locdit.h"
+
+namespace voxcpm {
+
+// Intermediate values of one sampler call, for tests and diagnostics.
+struct CfmTrace {
+  at::Tensor noise;                        // [B, D, P] the random draw
+  at::Tensor t_span;                       // [n+1] the swayed schedule
+  std::vector<at::Tensor> x_in, t_in, out;  // per estimator call: [2B, D, P], [2B], [2B, D, P]
+};
+
+class UnifiedCFM {
+ public:
+  // Keeps a reference to `estimator`, which must outlive this object.
+  UnifiedCFM(const LocDiT& estimator, const ModelConfig& cfg, const ModuleOptions& o);
+
+  // mu [B, mu_dim], cond [B, D, P] (the previous patch) → patch [B, D, P] in the module dtype.
+  // The only random draw is randn({B, D, P}) from `gen` in the module dtype at the start of the
+  // call (`gen` must be a generator of the module's device type).
+  at::Tensor operator()(const at::Tensor& mu, int64_t n_timesteps, const at::Tensor& cond, double cfg_value,
+                        at::Generator& gen) const {
+    return sample(mu, n_timesteps, cond, cfg_value, gen, nullptr);
+  }
+  // Same, recording the intermediate values into `trace` when it is not null.
+  at::Tensor sample(const at::Tensor& mu, int64_t n_timesteps, const at::Tensor& cond, double cfg_value,
+                    at::Generator& gen, CfmTrace* trace) const;
+
+  // t_span = linspace(1, 0, n+1) swayed by t + (cos(πt/2) − 1 + t), in the module dtype.
+  at::Tensor schedule(int64_t n_timesteps) const;
+
+ private:
+  const LocDiT& estimator_;
+  int64_t feat_dim_, patch_size_;
+  bool mean_mode_;
+  ModuleOptions opts_;
+};
+
+}  // namespace voxcpm

@@ -1,0 +1,77 @@
+// MiniCPM4 transformer (spec §3.1), used four times per model: base LM, residual LM, the LocEnc
+// encoder and the LocDiT decoder. RMSNorm, LongRoPE (rotate-half), grouped-query attention with
+// optional kv_channels, use_mup residual scaling, optional no_rope, and a static KV cache for
+// token-by-token decoding.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <ATen/ATen.h>
+
+#include "voxcpm/config.h"
+#include "voxcpm/layers.h"
+#include "voxcpm/weights.h"
+
+namespace voxcpm {
+
+// Static KV cache of one transformer (one per request). Keys are stored after RoPE.
+struct KVCache {
+  at::Tensor key, value;  // [layers, B, kv_heads, max_length, head_dim], module dtype
+  int64_t length = 0;     // filled positions 0..length-1; the slots after them hold zeros
+  int64_t max_length() const { return key.defined() ? key.size(3) : 0; }
+};
+
+class Transformer {
+ public:
+  // Loads `<prefix>.layers.<i>.*`, `<prefix>.norm.weight` (and `<prefix>.embed_tokens.weight`
+  // when vocab_size > 0). Throws Error on an inconsistent config or a missing/mis-shaped tensor.
+  Transformer(const Weights& w, const std::string& prefix, const TransformerConfig& cfg, const ModuleOptions& o);
+
+  const TransformerConfig& config() const { return cfg_; }
+  const ModuleOptions& options() const { return opts_; }
+  int64_t head_dim() const { return head_dim_; }
+
+  // ids (integer, any shape) → embeddings [..., H]; ×scale_emb iff use_mup. Base LM only.
+  at::Tensor embed(const at::Tensor& ids) const;
+
+  // Zeroed cache for `batch` sequences of up to `max_length` positions.
+  KVCache new_cache(int64_t batch, int64_t max_length) const;
+
+  // Full sequence x [B,S,H] at positions 0..S-1, causal or bidirectional. With a cache, it is
+  // filled with the (post-RoPE) keys/values of positions 0..S-1, the slots after them are zero,
+  // and length = S (a cache can be reused for a new request this way).
+  // Returns the final-normed hidden states [B,S,H].
+  at::Tensor forward(const at::Tensor& x, bool causal, KVCache* cache = nullptr) const;
+
+  // One token x [B,H] at position cache.length, attending to positions 0..cache.length;
+  // then cache.length++. Throws Error if the cache is full. Returns [B,H].
+  at::Tensor forward_step(const at::Tensor& x, KVCache& cache) const;
+
+  // LongRoPE tables [max_position_embeddings, head_dim] as float32 tensors holding values
+  // rounded to the module dtype (what Python's bf16 buffers hold). Undefined when no_rope.
+  const at::Tensor& rope_cos() const { return cos_; }
+  const at::Tensor& rope_sin() const { return sin_; }
+
+ private:
+  struct Layer {
+    at::Tensor input_norm, post_norm;  // [H]
+    Linear q, k, v, o, gate, up, down;
+  };
+
+  at::Tensor residual_add(const at::Tensor& r, const at::Tensor& h) const;
+  at::Tensor mlp(const Layer& l, const at::Tensor& x) const;
+  void check_cache(const KVCache& cache, int64_t batch) const;
+
+  std::string name_;  // weight prefix, for messages
+  TransformerConfig cfg_;
+  ModuleOptions opts_;
+  int64_t heads_ = 0, kv_heads_ = 0, head_dim_ = 0;
+  double attn_scale_ = 1.0, depth_scale_ = 1.0;
+  at::Tensor embed_tokens_;  // [vocab, H] or undefined
+  std::vector<Layer> layers_;
+  at::Tensor norm_;      // [H]
+  at::Tensor cos_, sin_;  // see rope_cos()
+};
+
+}  // namespace voxcpm
