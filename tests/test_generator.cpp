@@ -4,7 +4,7 @@
 
 #include "support/golden.h"
 #include "voxcpm/error.h"
-#include "voxcpm/generator.h"
+#include "voxcpm/stream.h"
 
 using namespace voxcpm;
 

@@ -8,7 +8,7 @@
 
 #include "cli.h"
 #include "voxcpm/error.h"
-#include "voxcpm/generator.h"
+#include "voxcpm/stream.h"
 #include "voxcpm/model.h"
 #include "voxcpm/wav.h"
 
@@ -32,7 +32,9 @@ const char* kUsage =
     "  --device D           cpu (default), cuda, cuda:N\n"
     "  --dtype D            auto (default), float32, bfloat16\n"
     "  --threads N          CPU threads (default: libtorch's choice)\n"
-    "  --format F           s16 (default) or f32 WAV samples\n";
+    "  --format F           s16 (default) or f32 WAV samples\n"
+    "  --stream             write the WAV from streamed chunks (no badcase retries) and print\n"
+    "                       'chunk <index> <samples> <ms since the call started>' per chunk to stderr\n";
 
 std::string read_text_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -50,7 +52,7 @@ int main(int argc, char** argv) {
                  {"--model", "--text", "--text-file", "-o", "--output", "--seed", "--timesteps", "--cfg", "--min-len",
                   "--max-len", "--prompt-wav", "--prompt-text", "--reference-wav", "--device", "--dtype", "--threads",
                   "--format"},
-                 {"--retry-badcase", "--no-retry-badcase"});
+                 {"--retry-badcase", "--no-retry-badcase", "--stream"});
   if (!args.positional().empty()) args.fail("unexpected argument '" + args.positional()[0] + "'");
   const char* env_model = std::getenv("VOXCPM_MODEL");
   std::string model_dir = args.value_or("--model", env_model ? env_model : "");
@@ -87,10 +89,29 @@ int main(int argc, char** argv) {
     auto t0 = std::chrono::steady_clock::now();
     auto model = Model::load(model_dir, lo);
     auto t1 = std::chrono::steady_clock::now();
-    GenerateResult r = generate(model, text, opts);
+    const SampleFormat fmt = format == "f32" ? SampleFormat::F32 : SampleFormat::S16;
+    GenerateResult r;
+    if (args.flag("--stream")) {
+      Synthesis syn(model, text, opts, Synthesis::Mode::Streaming);
+      WavWriter wav(out, model->sample_rate(), fmt);
+      int64_t samples = 0;
+      while (auto c = syn.next_chunk()) {
+        wav.write(c->samples.data(), c->samples.size());
+        samples += static_cast<int64_t>(c->samples.size());
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
+        std::fprintf(stderr, "chunk %lld %zu %.1f\n", static_cast<long long>(c->index), c->samples.size(), ms);
+      }
+      wav.close();
+      r.waveform.resize(static_cast<size_t>(samples));  // for the summary line only
+      r.sample_rate = model->sample_rate();
+      r.seed = syn.seed();
+      for (const auto& s : syn.segment_results()) r.steps += s.steps;
+      r.stopped_by_head = !syn.segment_results().empty() && syn.segment_results().back().stopped_by_head;
+    } else {
+      r = generate(model, text, opts);
+      write_wav(out, r.waveform.data(), r.waveform.size(), r.sample_rate, fmt);
+    }
     auto t2 = std::chrono::steady_clock::now();
-    write_wav(out, r.waveform.data(), r.waveform.size(), r.sample_rate,
-              format == "f32" ? SampleFormat::F32 : SampleFormat::S16);
     const double load_s = std::chrono::duration<double>(t1 - t0).count();
     const double gen_s = std::chrono::duration<double>(t2 - t1).count();
     const double audio_s = static_cast<double>(r.waveform.size()) / r.sample_rate;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <mutex>
-#include <random>
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -48,6 +47,7 @@ void GenerateOptions::validate() const {
   if (prompt_wav_path.empty() != prompt_text.empty())
     bad("prompt_wav_path and prompt_text must be given together");
   if (streaming_prefix_len < 0 || streaming_prefix_len > 64) bad("streaming_prefix_len must be in 0..64");
+  if (max_segment_tokens < 0) bad("max_segment_tokens must be >= 0");
 }
 
 at::Tensor encode_audio_patches(const Model& model, std::vector<float> samples, int64_t rate, bool pad_left) {
@@ -152,10 +152,17 @@ SequenceInputs build_inputs(const Model& model, const std::string& target_text, 
 }
 
 Generation::Generation(std::shared_ptr<const Model> model, const SequenceInputs& inputs, const GenerateOptions& opts,
-                       uint64_t seed, GenerationTrace* trace)
+                       uint64_t seed, GenerationTrace* trace, const std::atomic<bool>* cancel_flag)
     : model_(std::move(model)), inputs_(inputs), opts_(opts), gen_(make_generator(model_->options().device, seed)),
-      trace_(trace) {
+      trace_(trace), cancel_flag_(cancel_flag) {
   opts_.validate();
+}
+
+size_t Generation::state_bytes() const {
+  size_t n = 0;
+  for (const KVCache* c : {&base_cache_, &residual_cache_})
+    if (c->key.defined()) n += c->key.nbytes() + c->value.nbytes();
+  return n;
 }
 
 at::Tensor Generation::fuse(const at::Tensor& lm, const at::Tensor& feat_embed) const {
@@ -178,12 +185,15 @@ void Generation::prefill() {
   at::Tensor text_mask = inputs_.text_mask.unsqueeze(-1).to(dt), audio_mask = inputs_.audio_mask.unsqueeze(-1).to(dt);
   at::Tensor combined = text_mask * m.base_lm.embed(inputs_.tokens) + audio_mask * feat_embed;
 
-  base_cache_ = m.base_lm.new_cache(1, m.config().max_length);
+  // Caches hold what this request can reach (prompt + text + max_steps), not the model's whole
+  // context: attention reads only the filled slots, so the result is the same and idle memory small.
+  const int64_t capacity = inputs_.tokens.size(1) + inputs_.max_steps;
+  base_cache_ = m.base_lm.new_cache(1, capacity);
   const at::Tensor base_out = m.base_lm.forward(combined, /*causal=*/true, &base_cache_);
   at::Tensor enc = m.fsq(base_out) * audio_mask + base_out * text_mask;  // FSQ at audio positions only
   lm_hidden_ = enc.select(1, -1);
 
-  residual_cache_ = m.residual_lm.new_cache(1, m.config().max_length);
+  residual_cache_ = m.residual_lm.new_cache(1, capacity);
   at::Tensor res = m.residual_lm.forward(fuse(enc, audio_mask * feat_embed), /*causal=*/true, &residual_cache_);
   residual_hidden_ = res.select(1, -1);
   cond_ = feats.select(1, -1);  // [1,P,D]: last prompt patch, or zeros
@@ -197,7 +207,7 @@ void Generation::prefill() {
 
 std::optional<at::Tensor> Generation::next_patch() {
   if (finished_) return std::nullopt;
-  if (cancelled_.load()) throw Cancelled();
+  if (cancel_requested()) throw Cancelled();
   if (!prefilled_) prefill();
   if (step_ >= inputs_.max_steps) {
     finished_ = true;
@@ -208,7 +218,7 @@ std::optional<at::Tensor> Generation::next_patch() {
   at::Tensor patch = m.feat_decoder(mu, opts_.inference_timesteps, cond_.transpose(1, 2).contiguous(),
                                     opts_.cfg_value, gen_)
                          .transpose(1, 2);  // [1,P,D]
-  if (cancelled_.load()) throw Cancelled();
+  if (cancel_requested()) throw Cancelled();
   at::Tensor stop_logits = m.stop(lm_hidden_);
   const int flag = stop_logits.argmax(-1)[0].item<int64_t>() == 1 ? 1 : 0;
   if (trace_) {
@@ -239,57 +249,6 @@ std::optional<at::Tensor> Generation::next_patch() {
     }
   }
   return patch;
-}
-
-GenerateResult generate(const std::shared_ptr<const Model>& model, const std::string& text,
-                        const GenerateOptions& opts, GenerationTrace* trace) {
-  opts.validate();
-  const Model& m = *model;
-  PromptCache cache = build_prompt_cache(m, opts);
-  SequenceInputs in = build_inputs(m, text, cache, opts);
-  const int64_t D = m.config().feat_dim;
-  const uint64_t seed0 = opts.seed ? *opts.seed : (static_cast<uint64_t>(std::random_device{}()) & 0xffffffffu);
-  const double bad_len = static_cast<double>(in.target_ids.size()) * opts.retry_badcase_ratio_threshold;
-  const bool v2 = m.config().is_v2();
-
-  GenerateResult r;
-  std::vector<at::Tensor> patches;
-  for (int k = 0; k < opts.retry_badcase_max_times; ++k) {
-    GenerationTrace attempt_trace;
-    Generation g(model, in, opts, seed0 + k, trace ? &attempt_trace : nullptr);
-    patches.clear();
-    if (in.context_patches > 0) patches.push_back(in.feats.slice(1, -in.context_patches).squeeze(0));
-    while (auto p = g.next_patch()) patches.push_back(*p);  // [1,P,D]
-    r.steps = g.steps();
-    r.stopped_by_head = g.stopped_by_head();
-    r.seed = seed0 + k;
-    r.attempts = k + 1;
-    if (trace) *trace = std::move(attempt_trace);
-    // v1 counts the context patches in its length check (and returns them), v2 does not.
-    const int64_t counted = r.steps + (v2 ? 0 : in.context_patches);
-    if (!(opts.retry_badcase && static_cast<double>(counted) >= bad_len)) break;
-  }
-
-  at::Tensor lat = at::cat(patches, 0);  // [ctx+N, P, D]
-  r.generated_feat = to_cpu_f32(v2 ? lat.slice(0, in.context_patches) : lat);
-  at::Tensor z = lat.permute({2, 0, 1}).reshape({1, D, -1}).to(at::kFloat);
-  at::Tensor wav = m.audio_vae.decode(z).reshape({-1});
-  if (opts.trim_context) {
-    const int64_t per_patch = m.samples_per_patch();
-    int64_t drop = 0;
-    if (v2) {
-      drop = in.context_patches * per_patch;
-    } else if (in.audio_mask.sum().item<int64_t>() > 0) {  // nominal prefix-1 patches, even if fewer existed
-      const int64_t prefix = opts.streaming_prefix_len > 0 ? opts.streaming_prefix_len : default_prefix_len(m);
-      drop = per_patch * (prefix - 1);
-    }
-    wav = wav.slice(0, std::min<int64_t>(drop, wav.size(0)));
-  }
-  wav = wav.to(at::kCPU).contiguous();
-  r.waveform.assign(wav.data_ptr<float>(), wav.data_ptr<float>() + wav.numel());
-  r.sample_rate = m.sample_rate();
-  r.target_ids = in.target_ids;
-  return r;
 }
 
 }  // namespace voxcpm

@@ -33,6 +33,9 @@ struct GenerateOptions {
   // the prompt-context patches at the start of the waveform (VoxCPM-0.5B/1.5).
   bool trim_context = true;
   int64_t streaming_prefix_len = 0;  // 0: the version's default (3; 4 for VoxCPM2)
+  // Longer texts are split into sentences of at most this many tokens, generated back to back
+  // (0: as long as the model's context allows; see stream.h).
+  int64_t max_segment_tokens = 0;
 
   void validate() const;  // throws Error naming the bad option
 };
@@ -73,14 +76,17 @@ struct GenerationTrace {
 // safe itself (one thread drives it), but any number may run at once on one Model.
 class Generation {
  public:
+  // `cancel_flag` (optional) is polled like cancel(): a request-wide flag set from another thread.
   Generation(std::shared_ptr<const Model> model, const SequenceInputs& inputs, const GenerateOptions& opts,
-             uint64_t seed, GenerationTrace* trace = nullptr);
+             uint64_t seed, GenerationTrace* trace = nullptr, const std::atomic<bool>* cancel_flag = nullptr);
   // The next latent patch [1,P,D] (model dtype), or nullopt once the stop head fired or
   // max_steps patches were made. The first call runs the prefill. Throws Cancelled.
   std::optional<at::Tensor> next_patch();
   bool finished() const { return finished_; }
   int64_t steps() const { return step_; }
   bool stopped_by_head() const { return stopped_by_head_; }
+  // Bytes held for this request (KV caches; zero before the prefill).
+  size_t state_bytes() const;
   // Safe from any thread: the running or next step throws Cancelled.
   void cancel() { cancelled_.store(true); }
 
@@ -99,22 +105,8 @@ class Generation {
   int64_t step_ = 0;
   bool prefilled_ = false, finished_ = false, stopped_by_head_ = false;
   std::atomic<bool> cancelled_{false};
+  const std::atomic<bool>* cancel_flag_;
+  bool cancel_requested() const { return cancelled_.load() || (cancel_flag_ && cancel_flag_->load()); }
 };
-
-struct GenerateResult {
-  std::vector<float> waveform;  // mono float32 at sample_rate, in [-1, 1]
-  int64_t sample_rate = 0;
-  at::Tensor generated_feat;    // [N(+context), P, D] float32 CPU, as the official API returns it
-  int64_t steps = 0;            // generated patches of the final attempt
-  bool stopped_by_head = false;
-  uint64_t seed = 0;            // seed of the final attempt
-  int attempts = 1;
-  std::vector<int64_t> target_ids;
-};
-
-// The whole non-streaming call (`VoxCPM.generate`): prompt encoding, seeding, retries, decode,
-// context trim.
-GenerateResult generate(const std::shared_ptr<const Model>& model, const std::string& text,
-                        const GenerateOptions& opts, GenerationTrace* trace = nullptr);
 
 }  // namespace voxcpm
