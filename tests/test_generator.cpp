@@ -4,7 +4,9 @@
 
 #include "support/golden.h"
 #include "voxcpm/error.h"
+#include "voxcpm/resample.h"
 #include "voxcpm/stream.h"
+#include "voxcpm/wav.h"
 
 using namespace voxcpm;
 
@@ -101,12 +103,12 @@ TEST(GeneratorV2, Clone) { check_case("v2", "clone"); }
 TEST(GeneratorV2, Reference) { check_case("v2", "reference"); }
 TEST(GeneratorV2, ReferenceAndContinuation) { check_case("v2", "reference_clone"); }
 
-TEST(GeneratorV15, Bfloat16MatchesTheOfficialBfloat16Run) {
-  // The bf16 goldens are a dtype-flow check (fixtures README §3): the official run used an
-  // fp32-upcasting attention, as ours does. On this machine class every LM-side tensor is
-  // bit-identical; the bounds leave room for another CPU's bf16 GEMM rounding.
-  test::Golden g = test::load_golden("v1.5", "e2e_zeroshot_bf16");
-  auto model = load_tiny("v1.5", "bfloat16");
+// The bf16 goldens are a dtype-flow check (fixtures README §3): the official run used an
+// fp32-upcasting attention, as ours does. On this machine class every LM-side tensor is
+// bit-identical; the bounds leave room for another CPU's bf16 GEMM rounding.
+void check_bf16_case(const std::string& version) {
+  test::Golden g = test::load_golden(version, "e2e_zeroshot_bf16");
+  auto model = load_tiny(version, "bfloat16");
   ASSERT_EQ(model->options().dtype, at::kBFloat16);
   GenerationTrace tr;
   GenerateResult r = generate(model, g.meta["target_text"].get<std::string>(), golden_options(g), &tr);
@@ -116,11 +118,50 @@ TEST(GeneratorV15, Bfloat16MatchesTheOfficialBfloat16Run) {
   const double patches = test::max_abs_diff(stack(tr.pred_patch), g["steps.pred_patch"]);
   at::Tensor wave = at::from_blob(r.waveform.data(), {1, static_cast<int64_t>(r.waveform.size())}, at::kFloat);
   const double waveform = test::max_abs_diff(wave, g["waveform"]);
-  std::printf("[v1.5/e2e_zeroshot_bf16] steps %lld; max abs diff: lm_hidden %.3g, patches %.3g, waveform %.3g\n",
-              static_cast<long long>(r.steps), hidden, patches, waveform);
+  std::printf("[%s/e2e_zeroshot_bf16] steps %lld; max abs diff: lm_hidden %.3g, patches %.3g, waveform %.3g\n",
+              version.c_str(), static_cast<long long>(r.steps), hidden, patches, waveform);
   EXPECT_LE(hidden, 0.1);
   EXPECT_LE(patches, 0.2);
   EXPECT_LE(waveform, 0.05);
+}
+
+TEST(GeneratorV15, Bfloat16MatchesTheOfficialBfloat16Run) { check_bf16_case("v1.5"); }
+TEST(GeneratorV1, Bfloat16MatchesTheOfficialBfloat16Run) { check_bf16_case("v1"); }
+TEST(GeneratorV2, Bfloat16MatchesTheOfficialBfloat16Run) { check_bf16_case("v2"); }
+
+TEST(GeneratorV2, VoiceDesignIsADescriptionInParentheses) {
+  // VoxCPM2 voice design: "(description)text", tokenized as plain text (spec §6, §9).
+  auto model = load_tiny("v2");
+  GenerateOptions o;
+  o.seed = 4;
+  o.max_len = 4;
+  o.retry_badcase = false;
+  SequenceInputs plain = build_inputs(*model, "hello world", PromptCache{}, o);
+  SequenceInputs design = build_inputs(*model, "(a calm voice)hello world", PromptCache{}, o);
+  EXPECT_GT(design.tokens.size(1), plain.tokens.size(1));
+  EXPECT_EQ(design.tokens[0][-1].item<int64_t>(), 101);
+  GenerateResult r = generate(model, "(a calm voice)hello world", o);
+  EXPECT_GT(r.waveform.size(), 0u);
+  EXPECT_EQ(r.sample_rate, 48000);
+}
+
+TEST(GeneratorV2, PromptAtAnotherRateIsResampledToTheEncoderRate) {
+  // The 16 kHz fixture prompt, upsampled to 48 kHz, comes back to nearly the same latents
+  // (channel mixdown is covered by the WAV tests).
+  auto model = load_tiny("v2");
+  const std::string dir = test::make_temp_dir();
+  Audio a = read_wav(test::fixtures_dir() + "/golden-v2/prompt.wav");
+  std::vector<float> up = resample(a.samples, 16000, 48000);
+  write_wav(dir + "/prompt48.wav", up.data(), up.size(), 48000, SampleFormat::F32);
+  GenerateOptions o;
+  o.prompt_wav_path = dir + "/prompt48.wav";
+  o.prompt_text = "this is a test.";
+  PromptCache c = build_prompt_cache(*model, o);
+  test::Golden g = test::load_golden("v2", "clone");
+  ASSERT_EQ(c.audio_feat.sizes(), g["prompt.audio_feat"].sizes());
+  const double d = test::max_abs_diff(c.audio_feat, g["prompt.audio_feat"]);
+  std::printf("[v2] 16k prompt up- and down-sampled: latent max abs diff %.3g\n", d);
+  EXPECT_LE(d, 0.1);
 }
 
 TEST(GeneratorV15, SeedIsReproducibleAndRetryUsesNextSeed) {

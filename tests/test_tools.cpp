@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -75,6 +76,36 @@ TEST(Tools, SynthOnTheFixtureModelWithPromptAndF32) {
   test::Golden clone = test::load_golden("v1.5", "clone");
   at::Tensor got = at::from_blob(a.samples.data(), {1, static_cast<int64_t>(a.samples.size())}, at::kFloat);
   EXPECT_CLOSE(got, clone["waveform"], 1e-4);
+}
+
+TEST(Tools, SynthStreamPrintsOneLinePerChunkAndWritesTheSameAudio) {
+  const std::string dir = test::make_temp_dir();
+  const std::string common = tool("voxcpm-synth") + " --model " + test::tiny_model_dir("v1.5") +
+                             " --text 'hello world' --seed 42 --min-len 6 --max-len 12 --no-retry-badcase --format f32";
+  ToolRun streamed = run(common + " --stream -o " + dir + "/s.wav");
+  ASSERT_EQ(streamed.code, 0) << streamed.output;
+  ToolRun whole = run(common + " -o " + dir + "/w.wav");
+  ASSERT_EQ(whole.code, 0) << whole.output;
+  Audio s = read_wav(dir + "/s.wav"), w = read_wav(dir + "/w.wav");
+  ASSERT_EQ(s.samples.size(), w.samples.size());
+  at::Tensor ts = at::from_blob(s.samples.data(), {static_cast<int64_t>(s.samples.size())}, at::kFloat);
+  at::Tensor tw = at::from_blob(w.samples.data(), {static_cast<int64_t>(w.samples.size())}, at::kFloat);
+  EXPECT_LE(test::max_abs_diff(ts, tw), 1e-5);
+  // "chunk <index> <samples> <ms>" per chunk, indices 0.., 7056 samples each, times increasing.
+  std::istringstream lines(streamed.output);
+  std::string line;
+  int64_t next = 0;
+  double last_ms = -1;
+  while (std::getline(lines, line)) {
+    long long idx = -1, samples = -1;
+    double ms = -1;
+    if (std::sscanf(line.c_str(), "chunk %lld %lld %lf", &idx, &samples, &ms) != 3) continue;
+    EXPECT_EQ(idx, next++);
+    EXPECT_EQ(samples, 7056);
+    EXPECT_GE(ms, last_ms);
+    last_ms = ms;
+  }
+  EXPECT_EQ(next * 7056, static_cast<int64_t>(s.samples.size()));
 }
 
 TEST(Tools, UsageErrorsExitWith2) {

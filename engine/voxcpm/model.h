@@ -43,6 +43,8 @@ class Model {
   std::string version_name() const;
   int64_t sample_rate() const { return audio_vae.out_sample_rate(); }
   int64_t samples_per_patch() const { return config_.patch_size * audio_vae.decode_hop(); }
+  // Audio produced per generated patch (one model step): 80 ms (0.5B), 160 ms (1.5, 2).
+  double patch_seconds() const { return static_cast<double>(samples_per_patch()) / sample_rate(); }
   int64_t parameter_count() const { return parameter_count_; }
 
  private:
