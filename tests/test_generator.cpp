@@ -20,24 +20,6 @@ std::shared_ptr<const Model> load_tiny(const std::string& version, const std::st
   return Model::load(test::tiny_model_dir(version), o);
 }
 
-GenerateOptions golden_options(const test::Golden& g) {
-  const auto& a = g.meta["generation_args"];
-  GenerateOptions o;
-  o.cfg_value = a["cfg_value"].get<double>();
-  o.inference_timesteps = a["inference_timesteps"].get<int64_t>();
-  o.max_len = a["max_len"].get<int64_t>();
-  o.min_len = a["min_len"].get<int64_t>();
-  o.retry_badcase = a["retry_badcase"].get<bool>();
-  o.seed = a["seed"].get<uint64_t>();
-  o.normalize_whitespace = false;  // the model-level API the goldens use does not apply §5.1
-  const std::string dir = test::fixtures_dir() + "/golden-" + g.meta["version"].get<std::string>() + "/";
-  if (g.meta.contains("prompt_text")) {
-    o.prompt_text = g.meta["prompt_text"].get<std::string>();
-    o.prompt_wav_path = dir + "prompt.wav";
-  }
-  if (g.meta.contains("reference_wav")) o.reference_wav_path = dir + g.meta["reference_wav"]["file"].get<std::string>();
-  return o;
-}
 
 at::Tensor stack(const std::vector<at::Tensor>& v) { return at::stack(v).squeeze(1); }
 
@@ -46,7 +28,7 @@ void check_case(const std::string& version, const std::string& name, bool trim_c
                 double wave_tol = kTol) {
   test::Golden g = test::load_golden(version, name);
   auto model = load_tiny(version);
-  GenerateOptions o = golden_options(g);
+  GenerateOptions o = test::golden_options(g);
   o.trim_context = trim_context;
   const std::string text = g.meta["target_text"].get<std::string>();
 
@@ -111,7 +93,7 @@ void check_bf16_case(const std::string& version) {
   auto model = load_tiny(version, "bfloat16");
   ASSERT_EQ(model->options().dtype, at::kBFloat16);
   GenerationTrace tr;
-  GenerateResult r = generate(model, g.meta["target_text"].get<std::string>(), golden_options(g), &tr);
+  GenerateResult r = generate(model, g.meta["target_text"].get<std::string>(), test::golden_options(g), &tr);
   ASSERT_EQ(r.steps, g.meta["n_steps"].get<int64_t>());
   EXPECT_EQ(tr.stop_flags, g.meta["stop_flags_per_step"].get<std::vector<int>>());
   const double hidden = test::max_abs_diff(stack(tr.lm_hidden), g["steps.lm_hidden"]);

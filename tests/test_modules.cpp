@@ -1,7 +1,5 @@
 // LM-side modules against the official code (golden-<v>/modules): LocEnc (feat_encoder),
 // enc_to_lm_proj, FSQ, stop head, one LocDiT estimator call; plus bad input.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
 
 #include "support/golden.h"
@@ -22,29 +20,9 @@ namespace {
 
 constexpr double kTol = 1e-4;  // fp32 parity tolerance
 
-struct Tiny {
-  ModelConfig cfg;
-  Weights weights;
-};
-
-// tiny-v1 ships pytorch_model.bin (torch zip), v1.5/v2 model.safetensors.
-Tiny load_tiny(const std::string& version) {
-  const std::string dir = test::tiny_model_dir(version);
-  const std::string st = dir + "/model.safetensors";
-  struct stat sb {};
-  return {ModelConfig::load(dir + "/config.json"),
-          Weights::load(stat(st.c_str(), &sb) == 0 ? st : dir + "/pytorch_model.bin")};
-}
-
-template <class F>
-void expect_error_containing(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected voxcpm::Error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using test::expect_error_containing;
+using Tiny = test::TinyParts;
+Tiny load_tiny(const std::string& version) { return test::load_tiny_parts(version); }
 
 class ModulesGolden : public ::testing::TestWithParam<std::string> {};
 

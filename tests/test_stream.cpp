@@ -20,24 +20,6 @@ std::shared_ptr<const Model> tiny(const std::string& version) {
   return Model::load(test::tiny_model_dir(version), o);
 }
 
-GenerateOptions case_options(const std::string& version, const test::Golden& g) {
-  const auto& a = g.meta["generation_args"];
-  GenerateOptions o;
-  o.cfg_value = a["cfg_value"].get<double>();
-  o.inference_timesteps = a["inference_timesteps"].get<int64_t>();
-  o.max_len = a["max_len"].get<int64_t>();
-  o.min_len = a["min_len"].get<int64_t>();
-  o.retry_badcase = false;
-  o.seed = a["seed"].get<uint64_t>();
-  o.normalize_whitespace = false;
-  const std::string dir = test::fixtures_dir() + "/golden-" + version + "/";
-  if (g.meta.contains("prompt_text")) {
-    o.prompt_text = g.meta["prompt_text"].get<std::string>();
-    o.prompt_wav_path = dir + "prompt.wav";
-  }
-  if (g.meta.contains("reference_wav")) o.reference_wav_path = dir + g.meta["reference_wav"]["file"].get<std::string>();
-  return o;
-}
 
 std::vector<AudioChunk> stream_all(Synthesis& s) {
   std::vector<AudioChunk> out;
@@ -54,7 +36,7 @@ at::Tensor as_tensor(const std::vector<float>& v) {
 void check_stream_equals_whole(const std::string& version, const std::string& name) {
   test::Golden g = test::load_golden(version, name);
   auto model = tiny(version);
-  GenerateOptions o = case_options(version, g);
+  GenerateOptions o = test::golden_options(g);
   const std::string text = g.meta["target_text"].get<std::string>();
   Synthesis s(model, text, o);
   std::vector<AudioChunk> chunks = stream_all(s);
@@ -94,7 +76,7 @@ TEST(Stream, V2MatchesOfficialStatefulStreamingGoldens) {
   for (const std::string name : {"e2e_zeroshot_stream", "reference_stream"}) {
     test::Golden g = test::load_golden("v2", name);
     auto model = tiny("v2");
-    Synthesis s(model, g.meta["target_text"].get<std::string>(), case_options("v2", g));
+    Synthesis s(model, g.meta["target_text"].get<std::string>(), test::golden_options(g));
     std::vector<AudioChunk> chunks = stream_all(s);
     const at::Tensor& ref = g["stream.chunks"];
     ASSERT_EQ(static_cast<int64_t>(chunks.size()), ref.size(0)) << name;
@@ -112,7 +94,7 @@ TEST(Stream, V1FirstChunksMatchOfficialWindowedStreaming) {
   for (const std::string version : {"v1", "v1.5"}) {
     test::Golden g = test::load_golden(version, "e2e_zeroshot_stream");
     auto model = tiny(version);
-    Synthesis s(model, g.meta["target_text"].get<std::string>(), case_options(version, g));
+    Synthesis s(model, g.meta["target_text"].get<std::string>(), test::golden_options(g));
     std::vector<AudioChunk> chunks = stream_all(s);
     const at::Tensor& ref = g["stream.chunks"];
     ASSERT_EQ(static_cast<int64_t>(chunks.size()), ref.size(0));

@@ -1,8 +1,6 @@
 // MiniCPM4 transformer against the official code (golden-<v>/modules): base LM prefill hidden
 // states, post-RoPE K/V, one cached decode step, RoPE tables; residual LM (v2 without RoPE);
 // plus config validation and bad input.
-#include <sys/stat.h>
-
 #include <gtest/gtest.h>
 
 #include "support/golden.h"
@@ -17,29 +15,9 @@ namespace {
 
 constexpr double kTol = 1e-4;  // fp32 parity tolerance
 
-struct Tiny {
-  ModelConfig cfg;
-  Weights weights;
-};
-
-// tiny-v1 ships pytorch_model.bin (torch zip), v1.5/v2 model.safetensors.
-Tiny load_tiny(const std::string& version) {
-  const std::string dir = test::tiny_model_dir(version);
-  const std::string st = dir + "/model.safetensors";
-  struct stat sb {};
-  return {ModelConfig::load(dir + "/config.json"),
-          Weights::load(stat(st.c_str(), &sb) == 0 ? st : dir + "/pytorch_model.bin")};
-}
-
-template <class F>
-void expect_error_containing(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected voxcpm::Error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
+using test::expect_error_containing;
+using Tiny = test::TinyParts;
+Tiny load_tiny(const std::string& version) { return test::load_tiny_parts(version); }
 
 class TransformerGolden : public ::testing::TestWithParam<std::string> {};
 

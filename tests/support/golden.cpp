@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "voxcpm/model.h"
+
 namespace voxcpm::test {
 namespace {
 
@@ -64,6 +66,30 @@ std::string tiny_model_dir(const std::string& version) {
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   return (a.detach().to(at::kCPU, at::kDouble) - b.detach().to(at::kCPU, at::kDouble)).abs().max().item<double>();
+}
+
+TinyParts load_tiny_parts(const std::string& version) {
+  ModelFiles f = ModelFiles::locate(tiny_model_dir(version));
+  return {ModelConfig::load(f.config), Weights::load(f.lm_weights)};
+}
+
+GenerateOptions golden_options(const Golden& g) {
+  const auto& a = g.meta["generation_args"];
+  GenerateOptions o;
+  o.cfg_value = a["cfg_value"].get<double>();
+  o.inference_timesteps = a["inference_timesteps"].get<int64_t>();
+  o.max_len = a["max_len"].get<int64_t>();
+  o.min_len = a["min_len"].get<int64_t>();
+  o.retry_badcase = a["retry_badcase"].get<bool>();
+  o.seed = a["seed"].get<uint64_t>();
+  o.normalize_whitespace = false;
+  const std::string dir = fixtures_dir() + "/golden-" + g.meta["version"].get<std::string>() + "/";
+  if (g.meta.contains("prompt_text")) {
+    o.prompt_text = g.meta["prompt_text"].get<std::string>();
+    o.prompt_wav_path = dir + "prompt.wav";
+  }
+  if (g.meta.contains("reference_wav")) o.reference_wav_path = dir + g.meta["reference_wav"]["file"].get<std::string>();
+  return o;
 }
 
 }  // namespace voxcpm::test

@@ -6,7 +6,13 @@
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
+#include <gtest/gtest.h>
+
+#include "voxcpm/config.h"
+#include "voxcpm/error.h"
+#include "voxcpm/generator.h"
 #include "voxcpm/tensor_file.h"
+#include "voxcpm/weights.h"
 
 namespace voxcpm::test {
 
@@ -29,6 +35,28 @@ Golden load_golden(const std::string& version, const std::string& name);
 std::string tiny_model_dir(const std::string& version);
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
+// The config and LM weights of a tiny fixture model (for module-level tests).
+struct TinyParts {
+  ModelConfig cfg;
+  Weights weights;
+};
+TinyParts load_tiny_parts(const std::string& version);
+
+// The generation options a golden e2e case was made with (model-level API: no §5.1 rules),
+// including its prompt/reference WAV paths.
+GenerateOptions golden_options(const Golden& g);
+
+// Runs f and expects a voxcpm::Error whose message contains `needle`.
+template <class F>
+void expect_error_containing(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected voxcpm::Error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
 
 }  // namespace voxcpm::test
 
