@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job: set up, build, and speak a sentence into a WAV file.
+# The main job: set up, build, and speak a sentence into a WAV file through a GStreamer
+# pipeline: voxcpmsrc ! audioconvert ! wavenc ! filesink.
 #   scripts/demo.sh ["text"] [out.wav]
 # The model directory comes from $VOXCPM_MODEL (a Hugging Face snapshot of openbmb/VoxCPM1.5,
 # openbmb/VoxCPM2 or openbmb/VoxCPM-0.5B). Without one, a tiny random model is generated and
@@ -13,6 +14,7 @@ bash scripts/setup.sh
 bash scripts/build.sh >/dev/null
 
 model=${VOXCPM_MODEL:-}
+limits=()
 if [ -z "$model" ]; then
   model=build/tiny-random-model
   if [ ! -f "$model/config.json" ]; then
@@ -20,6 +22,8 @@ if [ -z "$model" ]; then
   fi
   echo "NOTE: no model weights given (set VOXCPM_MODEL=/path/to/VoxCPM1.5): using a tiny RANDOM model," >&2
   echo "      so $out will contain noise, not speech." >&2
+  limits=(max-len=30)  # random weights rarely fire the stop head: keep the noise short
 fi
-build/tools/voxcpm-synth --model "$model" --text "$text" -o "$out"
-echo "wrote $out"
+GST_PLUGIN_PATH="$PWD/build/gst" gst-launch-1.0 -q \
+  voxcpmsrc model-path="$model" text="$text" "${limits[@]}" ! audioconvert ! wavenc ! filesink location="$out"
+echo "wrote $out ($(stat -c %s "$out") bytes)"
