@@ -9,6 +9,10 @@ packages=(
   nlohmann-json3-dev libgtest-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-base-apps
+  # examples/ and their tests: RTSP server + client, PyGObject, encoders for MP4/MKV, ffmpeg as a client
+  libgstrtspserver-1.0-dev gstreamer1.0-rtsp python3-gi gir1.2-gstreamer-1.0
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice ffmpeg
+  gir1.2-gst-plugins-bad-1.0   # GstWebRTC typelib for examples/webrtc
 )
 
 missing=()

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Generates docs/elements.md from the plugin itself (GObject introspection of the registered
+elements and gst-inspect-1.0's output), so the reference never drifts from the code.
+
+    GST_PLUGIN_PATH=<build>/gst /usr/bin/python3 docs/gen-elements.py > docs/elements.md
+
+Needs PyGObject (python3-gi, gir1.2-gstreamer-1.0). The output does not depend on the machine:
+the plugin's file name is left out. tests/examples/test_elements_doc.py checks that the
+committed file equals a fresh generation.
+"""
+import subprocess
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+from gi.repository import GObject, Gst  # noqa: E402
+
+ELEMENTS = ["voxcpmtts", "voxcpmsrc"]
+
+
+def mutability(p):
+    flags = p.flags
+    if not flags & GObject.ParamFlags.WRITABLE:
+        return "read-only"
+    if flags & Gst.PARAM_MUTABLE_PLAYING:
+        return "PLAYING"
+    if flags & Gst.PARAM_MUTABLE_PAUSED:
+        return "PAUSED"
+    if flags & Gst.PARAM_MUTABLE_READY:
+        return "READY"
+    # Base classes (GstBaseSrc) do not declare when a change is safe; ours always do.
+    return "NULL" if GObject.type_name(p.owner_type).startswith("GstVoxcpm") else "not declared"
+
+
+def fmt(v):
+    if isinstance(v, float):
+        return "%g" % v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "NULL"
+    if isinstance(v, str):
+        return '"%s"' % v
+    if isinstance(v, GObject.GEnum) or isinstance(v, GObject.GFlags):
+        return "%s (%d)" % (v.value_nick, int(v))
+    return str(v)
+
+
+def type_and_range(p):
+    t = GObject.type_name(p.value_type)
+    if hasattr(p, "minimum") and hasattr(p, "maximum"):
+        return "%s, %s..%s" % (t, fmt(p.minimum), fmt(p.maximum))
+    if GObject.type_is_a(p.value_type, GObject.TYPE_ENUM):
+        klass = p.enum_class
+        vals = ", ".join("`%s` (%d)" % (v.value_nick, k) for k, v in sorted(klass.__enum_values__.items()))
+        return "%s: %s" % (t, vals)
+    return t
+
+
+def cell(s):
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def element_section(name):
+    f = Gst.ElementFactory.find(name)
+    if f is None:
+        sys.exit("gen-elements: element %s not found (GST_PLUGIN_PATH=<build>/gst?)" % name)
+    e = f.create(None)
+    out = ["## `%s`" % name, "", "%s: %s (klass `%s`)." % (f.get_metadata("long-name"),
+                                                          f.get_metadata("description"), f.get_metadata("klass")), ""]
+    out += ["### Pad templates", ""]
+    for t in sorted(f.get_static_pad_templates(), key=lambda t: t.name_template):
+        caps = t.get_caps().to_string().replace("; ", ";\n")
+        out += ["- `%s` (%s, %s):" % (t.name_template, t.direction.value_nick, t.presence.value_nick), "",
+                "  ```", "  " + caps.replace("\n", "\n  "), "  ```", ""]
+    out += ["### Properties", "",
+            "Own properties first; those inherited from the base classes follow. *Mutable in* is the highest",
+            "state in which a change is accepted.", "",
+            "| property | type, range | default | mutable in | description |", "|---|---|---|---|---|"]
+    own = [p for p in e.list_properties() if p.owner_type == e.__gtype__ or
+           GObject.type_name(p.owner_type).startswith("GstVoxcpm")]
+    inherited = [p for p in e.list_properties() if p not in own and p.name not in ("name", "parent")]
+    for p in sorted(own, key=lambda p: p.name) + sorted(inherited, key=lambda p: p.name):
+        out.append("| `%s`%s | %s | %s | %s | %s |" % (
+            p.name, "" if p in own else " (%s)" % GObject.type_name(p.owner_type), cell(type_and_range(p)),
+            cell(fmt(p.default_value)), mutability(p), cell(p.blurb or "")))
+    out += ["", "### Signals", ""]
+    sigs = []
+    t = e.__gtype__
+    while t and GObject.type_name(t).startswith("GstVoxcpm"):
+        for sid in GObject.signal_list_ids(t):
+            q = GObject.signal_query(sid)
+            args = ", ".join(GObject.type_name(a) for a in q.param_types)
+            kind = "action" if q.signal_flags & GObject.SignalFlags.ACTION else "signal"
+            sigs.append("- `%s(%s)` → %s (%s)" % (q.signal_name, args, GObject.type_name(q.return_type), kind))
+        t = t.parent
+    out += sigs or ["None of its own."]
+    out += ["", "### Messages", "",
+            "Element message `voxcpm/synthesized-audio` after each utterance (fields in",
+            "[plugin.md](plugin.md#messages)); PROGRESS messages `load` while the model loads.", ""]
+    inspect = subprocess.run(["gst-inspect-1.0", name], capture_output=True, text=True, check=True).stdout
+    inspect = "\n".join(l for l in inspect.splitlines() if not l.strip().startswith("Filename"))
+    out += ["<details><summary>gst-inspect-1.0 %s</summary>" % name, "", "```", inspect.rstrip(), "```", "",
+            "</details>", ""]
+    return out
+
+
+def main():
+    Gst.init(None)
+    lines = ["# Element reference", "",
+             "<!-- Generated by docs/gen-elements.py from the plugin; do not edit by hand. -->", "",
+             "The `voxcpm` plugin (`libgstvoxcpm.so`) holds " +
+             " and ".join("[`%s`](#%s)" % (n, n) for n in ELEMENTS) + ". Behaviour (timestamps, overflow,",
+             "latency, errors) is described in [plugin.md](plugin.md); this page is the generated list of",
+             "pads, properties and signals.", ""]
+    for n in ELEMENTS:
+        lines += element_section(n)
+    sys.stdout.write("\n".join(lines).rstrip() + "\n")
+
+
+if __name__ == "__main__":
+    main()
