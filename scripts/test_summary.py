@@ -12,7 +12,8 @@ with open(log) as f:
     entries = [json.loads(line) for line in f if line.strip()]
 for e in entries:
     result = e.get("result")
-    xml_path = os.path.join(os.path.dirname(os.path.dirname(log)), e["name"] + ".xml")
+    name = e["name"].split(" / ")[-1]  # "project:suite / name" once suites exist
+    xml_path = os.path.join(os.path.dirname(os.path.dirname(log)), name + ".xml")
     cases = []
     if os.path.exists(xml_path):
         try:

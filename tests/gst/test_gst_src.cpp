@@ -20,9 +20,10 @@ class SrcTest : public ::testing::Test {
  protected:
   void SetUp() override { init_gst(); }
   void TearDown() override {
+    // Stop the element (and its streaming thread) before the recorder whose probe that thread calls.
+    if (h) gst_harness_teardown(h);
     delete rec;
     if (src) gst_object_unref(src);
-    if (h) gst_harness_teardown(h);
     if (bus) gst_object_unref(bus);
   }
   // voxcpmsrc with `properties` in a harness, recording its output; not started yet.

@@ -30,9 +30,10 @@ class TtsTest : public ::testing::Test {
  protected:
   void SetUp() override { init_gst(); }
   void TearDown() override {
+    // Stop the element (and its streaming thread) before the recorder whose probe that thread calls.
+    if (h) gst_harness_teardown(h);
     delete rec;
     if (tts) gst_object_unref(tts);
-    if (h) gst_harness_teardown(h);
     if (bus) gst_object_unref(bus);
   }
 
@@ -460,9 +461,9 @@ TEST(TtsSharing, TwoElementsShareOneModelConcurrently) {
   EXPECT_EQ(a.size(), 4u * kChunkV1);
   EXPECT_EQ(max_abs_diff(a, b), 0.0) << "same seed and text on one shared model";
   for (int i = 0; i < 2; ++i) {
+    gst_harness_teardown(h[i]);  // stops the streaming thread before its probe's recorder goes
     delete rec[i];
     gst_object_unref(el[i]);
-    gst_harness_teardown(h[i]);
   }
 }
 
