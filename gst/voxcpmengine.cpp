@@ -10,6 +10,7 @@
 #include "voxcpm/model.h"
 #include "voxcpm/model_cache.h"
 #include "voxcpm/stream.h"
+#include "voxcpm/threads.h"
 #include "voxcpm/wav.h"
 
 namespace gstvoxcpm {
@@ -97,7 +98,7 @@ Utterance::~Utterance() = default;
 
 bool Utterance::next(std::vector<float>* samples) {
   // libtorch's intra-op thread count is per calling thread with OpenMP: set it where we compute.
-  if (n_threads_ > 0 && at::get_num_threads() != n_threads_) at::set_num_threads(n_threads_);
+  voxcpm::use_cpu_threads(n_threads_);
   std::optional<voxcpm::AudioChunk> chunk = syn_->next_chunk();
   if (!chunk) return false;
   *samples = std::move(chunk->samples);

@@ -48,7 +48,7 @@ struct UtteranceOptions {
   int64_t min_len = 2, max_len = 4096;
   bool normalize = true;
   std::string prompt_wav_path, prompt_text, reference_wav_path;
-  int n_threads = 0;  // 0: libtorch's default
+  int n_threads = 0;  // 0: every CPU the process may use
 };
 
 // Empty if the options suit the model, else a message naming the bad option or file.

@@ -13,6 +13,7 @@ packages=(
   libgstrtspserver-1.0-dev gstreamer1.0-rtsp python3-gi gir1.2-gstreamer-1.0
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice ffmpeg
   gir1.2-gst-plugins-bad-1.0   # GstWebRTC typelib for examples/webrtc
+  gnuplot-nox                  # voxcpm-bench's PNG plots (optional at run time)
 )
 
 missing=()

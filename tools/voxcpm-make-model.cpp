@@ -2,8 +2,12 @@
 // layout and formats (config.json, model.safetensors or pytorch_model.bin, audiovae.pth,
 // tokenizer files). Full size for performance work (compute does not depend on the values);
 // --tiny for tests and for running the pipeline end to end when no real weights are at hand.
+// The weights are generated and written one tensor at a time (the list of tensors comes from
+// building the model over recording Weights, which hold no data), so a full-size VoxCPM2 needs
+// about one tensor's worth of memory, not the model's.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -26,7 +30,7 @@ using voxcpm::Error;
 
 const char* kUsage =
     "usage: voxcpm-make-model --like v1|v1.5|v2 --random [--tiny] [--seed N] [--dtype bf16|f32]\n"
-    "                         [--tokenizer-from DIR] OUT_DIR\n"
+    "                         [--tokenizer-from DIR] [--config-from DIR] OUT_DIR\n"
     "\n"
     "  --like V            architecture of VoxCPM-0.5B (v1), VoxCPM1.5 (v1.5) or VoxCPM2 (v2)\n"
     "  --random            random weights (the only kind this tool makes; say it explicitly)\n"
@@ -34,7 +38,9 @@ const char* kUsage =
     "  --seed N            weight seed (default 1)\n"
     "  --dtype D           LM weight dtype: bf16 (default, as published) or f32\n"
     "  --tokenizer-from D  copy tokenizer.json, tokenizer_config.json, special_tokens_map.json from D\n"
-    "                      (default: write a small byte-level tokenizer of our own)\n";
+    "                      (default: write a small byte-level tokenizer of our own)\n"
+    "  --config-from D     use D/config.json (a published config of the same architecture) instead of\n"
+    "                      the built-in one; its \"dtype\" is set from --dtype. Not with --tiny.\n";
 
 // LongRoPE factor lists have head_dim/2 entries rising from ~1 to tens (shape of the published
 // lists; the values only change rotary frequencies, not cost).
@@ -158,6 +164,25 @@ json make_tokenizer(int64_t vocab_size) {
             {"vocab", vocab}, {"merges", json::array()}}}};
 }
 
+// A published config.json, checked to describe the architecture asked for.
+json published_config(const std::string& path, const std::string& like, const std::string& dtype) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  json c;
+  try {
+    c = json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(path + ": not valid JSON: " + e.what());
+  }
+  const std::string arch = c.value("architecture", std::string("voxcpm"));
+  const int64_t patch = c.value("patch_size", int64_t{0});
+  const bool matches = like == "v2" ? arch == "voxcpm2" : (arch == "voxcpm" && patch == (like == "v1" ? 2 : 4));
+  if (!matches) throw Error(path + ": describes architecture '" + arch + "' with patch_size " + std::to_string(patch) +
+                            ", not a " + like + " model");
+  c["dtype"] = dtype == "f32" ? "float32" : "bfloat16";
+  return c;
+}
+
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   if (!f || !(f << text)) throw Error(path + ": cannot write");
@@ -178,16 +203,16 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // Random values of sane scale per kind of parameter, so that activations stay O(1).
 voxcpm::Weights::Initializer initializer(at::Generator gen, const voxcpm::AudioVaeConfig& vae) {
   return [gen, vae](const std::string& name, const std::vector<int64_t>& shape) mutable -> at::Tensor {
-    auto randn = [&](double scale) { return at::randn(shape, gen, at::kFloat) * scale; };
+    auto randn = [&](double scale) { return at::randn(shape, gen, at::kFloat).mul_(scale); };  // one buffer
     if (ends_with(name, "sr_bin_boundaries"))
       return at::tensor(vae.sr_bin_boundaries, at::kLong).to(at::kInt);
-    if (ends_with(name, ".alpha")) return at::exp(randn(0.3));                       // Snake
+    if (ends_with(name, ".alpha")) return randn(0.3).exp_();                       // Snake
     if (ends_with(name, "weight_g")) return at::ones(shape, at::kFloat);             // unit-norm filters
     if (ends_with(name, "weight_v")) return randn(1.0);
-    if (name.find("scale_embed") != std::string::npos) return 1.0 + randn(0.1);
+    if (name.find("scale_embed") != std::string::npos) return randn(0.1).add_(1.0);
     if (name.find("bias_embed") != std::string::npos) return randn(0.05);
     if (ends_with(name, ".bias")) return randn(name.rfind("encoder.", 0) == 0 || name.rfind("decoder.", 0) == 0 ? 0.02 : 0.05);
-    if (name.find("norm") != std::string::npos) return 1.0 + randn(0.1);             // RMSNorm weights
+    if (name.find("norm") != std::string::npos) return randn(0.1).add_(1.0);             // RMSNorm weights
     if (name.find("embed_tokens") != std::string::npos || ends_with(name, "special_token")) return randn(0.5);
     if (shape.size() == 2) return randn(1.0 / std::sqrt(static_cast<double>(shape[1])));  // Linear
     return randn(1.0);
@@ -197,7 +222,7 @@ voxcpm::Weights::Initializer initializer(at::Generator gen, const voxcpm::AudioV
 }  // namespace
 
 int main(int argc, char** argv) {
-  voxcpm::cli::Args args(argc, argv, kUsage, {"--like", "--seed", "--dtype", "--tokenizer-from"}, {"--random", "--tiny"});
+  voxcpm::cli::Args args(argc, argv, kUsage, {"--like", "--seed", "--dtype", "--tokenizer-from", "--config-from"}, {"--random", "--tiny"});
   const std::string like = args.value_or("--like", "");
   if (like != "v1" && like != "v1.5" && like != "v2") args.fail("--like must be v1, v1.5 or v2");
   if (!args.flag("--random")) args.fail("only random weights can be made: pass --random");
@@ -207,10 +232,12 @@ int main(int argc, char** argv) {
   const uint64_t seed = static_cast<uint64_t>(args.integer("--seed", 1, 0, 0xffffffffLL));
   const bool tiny = args.flag("--tiny");
   const std::string out = args.positional()[0];
+  if (tiny && args.value("--config-from")) args.fail("--config-from makes a full-size model: not with --tiny");
 
   try {
     if (mkdir(out.c_str(), 0755) != 0 && errno != EEXIST) throw Error(out + ": cannot create directory");
     json config = make_config(like, tiny, dtype);
+    if (auto from = args.value("--config-from")) config = published_config(*from + "/config.json", like, dtype);
     write_text(out + "/config.json", config.dump(4) + "\n");
     if (auto from = args.value("--tokenizer-from")) {
       copy_file(*from + "/tokenizer.json", out + "/tokenizer.json");
@@ -222,27 +249,43 @@ int main(int argc, char** argv) {
       write_text(out + "/tokenizer.json", make_tokenizer(config["lm_config"]["vocab_size"].get<int64_t>()).dump() + "\n");
     }
 
-    // Build the model from weights that are invented on request: what gets asked for is exactly
-    // the checkpoint the loader expects, with the shapes it checks.
+    // Build the model over recording Weights: what gets asked for is exactly the checkpoint the
+    // loader expects, with the shapes it checks, and no tensor data is held.
     voxcpm::ModelConfig cfg = voxcpm::ModelConfig::load(out + "/config.json");
-    at::Generator gen = at::detail::createCPUGenerator(seed);
-    auto lm = voxcpm::Weights::synthesizing(initializer(gen, cfg.audio_vae), "random LM weights");
-    auto vae = voxcpm::Weights::synthesizing(initializer(gen, cfg.audio_vae), "random AudioVAE weights");
-    voxcpm::ModuleOptions mo;
+    auto small = [&cfg](const std::string& name, const std::vector<int64_t>&) -> at::Tensor {
+      if (ends_with(name, "sr_bin_boundaries")) return at::tensor(cfg.audio_vae.sr_bin_boundaries, at::kLong).to(at::kInt);
+      return {};
+    };
+    auto lm = voxcpm::Weights::recording("random LM weights", small);
+    auto vae = voxcpm::Weights::recording("random AudioVAE weights", small);
     voxcpm::ModelFiles files{out, out + "/config.json", "", ""};
-    auto model = voxcpm::Model::create(files, cfg, mo, voxcpm::Tokenizer::load(out), lm, vae);
+    auto model = voxcpm::Model::create(files, cfg, voxcpm::ModuleOptions{}, voxcpm::Tokenizer::load(out), lm, vae);
+    const int64_t params = model->parameter_count();
+    model.reset();
 
-    voxcpm::TensorMap lm_tensors;
-    for (const auto& [name, t] : lm.tensors()) lm_tensors[name] = dtype == "bf16" ? t.to(at::kBFloat16) : t;
+    // Then invent and write one tensor at a time, in name order, from one generator.
+    at::Generator gen = at::detail::createCPUGenerator(seed);
+    auto init = initializer(gen, cfg.audio_vae);
+    auto sorted = [](std::vector<voxcpm::TensorSpec> specs, at::ScalarType float_type) {
+      std::sort(specs.begin(), specs.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+      for (auto& s : specs)
+        s.dtype = ends_with(s.name, "sr_bin_boundaries") ? at::kInt : float_type;
+      return specs;
+    };
+    auto producer = [&init](const std::vector<voxcpm::TensorSpec>& specs) {
+      return [&init, &specs](size_t i) { return init(specs[i].name, specs[i].shape).to(specs[i].dtype); };
+    };
+    const auto lm_specs = sorted(lm.specs(), dtype == "bf16" ? at::kBFloat16 : at::kFloat);
+    const auto vae_specs = sorted(vae.specs(), at::kFloat);  // the published AudioVAE is float32
     if (like == "v1") {
-      voxcpm::write_torch_zip(out + "/pytorch_model.bin", lm_tensors, /*wrap_in_state_dict=*/true);
+      voxcpm::write_torch_zip(out + "/pytorch_model.bin", lm_specs, producer(lm_specs), /*wrap_in_state_dict=*/true);
     } else {
-      voxcpm::write_safetensors(out + "/model.safetensors", lm_tensors);
+      voxcpm::write_safetensors(out + "/model.safetensors", lm_specs, producer(lm_specs));
     }
-    voxcpm::write_torch_zip(out + "/audiovae.pth", vae.tensors(), /*wrap_in_state_dict=*/true);
+    voxcpm::write_torch_zip(out + "/audiovae.pth", vae_specs, producer(vae_specs), /*wrap_in_state_dict=*/true);
     std::fprintf(stderr, "wrote %s: %s-like %s model, random weights (seed %llu), %lld parameters\n", out.c_str(),
                  like.c_str(), tiny ? "tiny" : "full-size", static_cast<unsigned long long>(seed),
-                 static_cast<long long>(model->parameter_count()));
+                 static_cast<long long>(params));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "voxcpm-make-model: %s\n", e.what());
     return 1;

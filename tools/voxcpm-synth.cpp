@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "voxcpm/error.h"
 #include "voxcpm/stream.h"
+#include "voxcpm/threads.h"
 #include "voxcpm/model.h"
 #include "voxcpm/wav.h"
 
@@ -31,7 +32,7 @@ const char* kUsage =
     "  --reference-wav F    isolated voice reference (VoxCPM2 only)\n"
     "  --device D           cpu (default), cuda, cuda:N\n"
     "  --dtype D            auto (default), float32, bfloat16\n"
-    "  --threads N          CPU threads (default: libtorch's choice)\n"
+    "  --threads N          CPU threads (default 0: every CPU the process may use)\n"
     "  --format F           s16 (default) or f32 WAV samples\n"
     "  --stream             write the WAV from streamed chunks (no badcase retries) and print\n"
     "                       'chunk <index> <samples> <ms since the call started>' per chunk to stderr\n";
@@ -81,7 +82,7 @@ int main(int argc, char** argv) {
   const long long threads = args.integer("--threads", 0, 0, 1024);
 
   try {
-    if (threads > 0) at::set_num_threads(static_cast<int>(threads));
+    use_cpu_threads(static_cast<int>(threads));
     std::string text = args.value("--text") ? *args.value("--text") : read_text_file(*args.value("--text-file"));
     LoadOptions lo;
     lo.device = args.value_or("--device", "cpu");

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 
+#include "voxcpm/cpu_linear.h"
 #include "voxcpm/error.h"
 
 namespace voxcpm {
@@ -30,8 +32,16 @@ struct CausalConv {
   at::Tensor weight, bias;
   int64_t stride = 1, dilation = 1, groups = 1, left_pad = 0;
   int slot = -1;  // History slot when used by the stateful decoder
+  at::Tensor packed;  // 1x1 convs on AVX2 CPUs: the weight packed for cpu::packed_linear (weight undefined)
+  int64_t out_channels = 0;
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
+    if (packed.defined()) {  // a 1x1 conv is W x + b per sequence
+      std::vector<at::Tensor> ys;
+      for (int64_t b = 0; b < x.size(0); ++b)
+        ys.push_back(cpu::packed_linear_channels_first(x[b], packed, out_channels, bias));
+      return at::stack(ys, 0);
+    }
     at::Tensor xp = x;
     if (left_pad > 0) {
       if (h) {
@@ -55,9 +65,26 @@ struct CausalConvT {
   at::Tensor weight, bias;
   int64_t stride = 1;
   int slot = -1;
+  // On AVX2 CPUs: output frame j = A x_j + B x_{j-1} as one product with the packed [A | B]
+  // ([Cout·s, 2·Cin]) and the bias repeated per phase; weight is then undefined.
+  at::Tensor packed, phase_bias;
+  int64_t out_channels = 0;
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
     const int64_t len = x.size(2);
+    if (packed.defined()) {
+      const int64_t B = x.size(0), cin = x.size(1), s = stride;
+      const at::Tensor prev = h ? (*h)[slot].clone() : at::zeros({B, cin, 1}, x.options());
+      const at::Tensor shifted = at::cat({prev, x.narrow(2, 0, len - 1)}, 2);  // x_{j-1}
+      if (h) (*h)[slot].copy_(x.narrow(2, len - 1, 1));
+      const at::Tensor in = at::cat({x, shifted}, 1);  // [B, 2·Cin, L]
+      std::vector<at::Tensor> ys;
+      for (int64_t b = 0; b < B; ++b) {
+        const at::Tensor y = cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias);
+        ys.push_back(y.view({out_channels, s, len}).permute({0, 2, 1}).reshape({out_channels, len * s}));
+      }
+      return at::stack(ys, 0);
+    }
     at::Tensor xf = x;
     int64_t skip = 0;
     if (h) {
@@ -130,6 +157,11 @@ struct LayerLoader {
     c.dilation = dilation;
     c.groups = groups;
     c.left_pad = left_pad;
+    if (k == 1 && stride == 1 && dilation == 1 && groups == 1 && left_pad == 0 && packs(c.weight)) {
+      c.packed = cpu::pack_linear_weight(c.weight.view({cout, cin}));
+      c.out_channels = cout;
+      c.weight = at::Tensor();
+    }
     if (slot_shapes && left_pad > 0) {
       c.slot = static_cast<int>(slot_shapes->size());
       slot_shapes->push_back({cin, left_pad});
@@ -142,11 +174,25 @@ struct LayerLoader {
     c.weight = w.weight_norm(name, {cin, cout, 2 * stride}, opts);  // dim 0 = in_channels
     c.bias = w.get(name + ".bias", {cout}, opts);
     c.stride = stride;
+    if (packs(c.weight)) {
+      // Wc[(co, r), (part, ci)] = W[ci, co, part·s + r]: part 0 meets x_j, part 1 meets x_{j-1}.
+      c.packed = cpu::pack_linear_weight(
+          c.weight.view({cin, cout, 2, stride}).permute({1, 3, 2, 0}).reshape({cout * stride, 2 * cin}));
+      c.phase_bias = c.bias.view({cout, 1}).expand({cout, stride}).reshape({cout * stride}).contiguous();
+      c.out_channels = cout;
+      c.weight = at::Tensor();
+    }
     if (slot_shapes) {
       c.slot = static_cast<int>(slot_shapes->size());
       slot_shapes->push_back({cin, 1});
     }
     return c;
+  }
+
+  // The packed 1x1 / transposed-conv kernels: float32 on an AVX2 CPU (not for the data-less
+  // placeholders of a recording Weights).
+  bool packs(const at::Tensor& weight) const {
+    return opts.device().is_cpu() && cpu::packed_linear_supported() && weight.is_contiguous();
   }
 
   // y = conv1x1(snake(conv7_dilated(snake(x)))), causal pad 6d; returns x + y.

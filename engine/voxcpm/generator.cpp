@@ -65,8 +65,10 @@ at::Tensor encode_audio_patches(const Model& model, std::vector<float> samples, 
   return lat.view({D, F / P, P}).permute({1, 2, 0}).contiguous();  // [F/P, P, D]
 }
 
-PromptCache build_prompt_cache(const Model& model, const GenerateOptions& opts) {
+PromptCache build_prompt_cache(const Model& model, const GenerateOptions& opts, StageTimes* times) {
   PromptCache c;
+  StageScope timed(opts.reference_wav_path.empty() && opts.prompt_wav_path.empty() ? nullptr : times,
+                   Stage::PromptEncode);
   if (!opts.reference_wav_path.empty()) {
     if (!model.config().is_v2())
       throw Error("reference audio (isolated voice reference) needs a VoxCPM2 model; " + model.version_name() +
@@ -180,28 +182,67 @@ void Generation::prefill() {
   const Model& m = *model_;
   const at::ScalarType dt = m.options().dtype;
   const at::Tensor& feats = inputs_.feats;
-  at::Tensor feat_enc = m.feat_encoder(feats);  // [1,T,Eh] (all positions: keeps the reference's GEMM shapes)
-  at::Tensor feat_embed = m.enc_to_lm_proj(feat_enc);  // [1,T,H]
   at::Tensor text_mask = inputs_.text_mask.unsqueeze(-1).to(dt), audio_mask = inputs_.audio_mask.unsqueeze(-1).to(dt);
+  // LocEnc only where the result is used: the official code also encodes a zero patch at every
+  // text position and then multiplies that by the zero audio mask; zeros there are the same sum.
+  at::Tensor feat_embed = at::zeros({1, feats.size(1), m.config().lm.hidden_size}, m.options().tensor());  // [1,T,H]
+  const at::Tensor audio_pos = inputs_.audio_mask[0].nonzero().view({-1});
+  if (audio_pos.numel() > 0) {
+    StageScope timed(times_, Stage::PrefillLocEnc);
+    feat_embed.index_copy_(1, audio_pos, m.enc_to_lm_proj(m.feat_encoder(feats.index_select(1, audio_pos))));
+  }
   at::Tensor combined = text_mask * m.base_lm.embed(inputs_.tokens) + audio_mask * feat_embed;
 
   // Caches hold what this request can reach (prompt + text + max_steps), not the model's whole
   // context: attention reads only the filled slots, so the result is the same and idle memory small.
   const int64_t capacity = inputs_.tokens.size(1) + inputs_.max_steps;
-  base_cache_ = m.base_lm.new_cache(1, capacity);
-  const at::Tensor base_out = m.base_lm.forward(combined, /*causal=*/true, &base_cache_);
-  at::Tensor enc = m.fsq(base_out) * audio_mask + base_out * text_mask;  // FSQ at audio positions only
-  lm_hidden_ = enc.select(1, -1);
-
-  residual_cache_ = m.residual_lm.new_cache(1, capacity);
-  at::Tensor res = m.residual_lm.forward(fuse(enc, audio_mask * feat_embed), /*causal=*/true, &residual_cache_);
-  residual_hidden_ = res.select(1, -1);
+  at::Tensor base_out, enc, res;
+  {
+    StageScope timed(times_, Stage::PrefillBaseLM);
+    base_cache_ = m.base_lm.new_cache(1, capacity);
+    base_out = m.base_lm.forward(combined, /*causal=*/true, &base_cache_);
+    enc = m.fsq(base_out) * audio_mask + base_out * text_mask;  // FSQ at audio positions only
+    lm_hidden_ = enc.select(1, -1);
+  }
+  {
+    StageScope timed(times_, Stage::PrefillResidualLM);
+    residual_cache_ = m.residual_lm.new_cache(1, capacity);
+    res = m.residual_lm.forward(fuse(enc, audio_mask * feat_embed), /*causal=*/true, &residual_cache_);
+    residual_hidden_ = res.select(1, -1);
+  }
   cond_ = feats.select(1, -1);  // [1,P,D]: last prompt patch, or zeros
   prefilled_ = true;
   if (trace_) {
     trace_->prefill_base_lm_hidden = to_cpu_f32(base_out);
     trace_->prefill_residual_lm_hidden = to_cpu_f32(res);
-    trace_->prefill_feat_encoder_out = to_cpu_f32(feat_enc);
+    trace_->prefill_feat_encoder_out = to_cpu_f32(m.feat_encoder(feats));  // every position, as the reference
+  }
+}
+
+// Feeds the last patch (cond_) back: LocEnc, then one base-LM and one residual-LM step.
+void Generation::advance() {
+  const Model& m = *model_;
+  advance_pending_ = false;
+  at::Tensor curr, base_out, res_in;
+  {
+    StageScope timed(times_, Stage::LocEnc);
+    curr = m.enc_to_lm_proj(m.feat_encoder(cond_.contiguous().unsqueeze(1))).select(1, 0);  // [1,H]
+  }
+  {
+    StageScope timed(times_, Stage::BaseLM);
+    base_out = m.base_lm.forward_step(curr, base_cache_);
+    lm_hidden_ = m.fsq(base_out);
+  }
+  {
+    StageScope timed(times_, Stage::ResidualLM);
+    res_in = fuse(lm_hidden_, curr);
+    residual_hidden_ = m.residual_lm.forward_step(res_in, residual_cache_);
+  }
+  if (trace_) {
+    trace_->base_lm_step_in.push_back(to_cpu_f32(curr));
+    trace_->base_lm_step_out.push_back(to_cpu_f32(base_out));
+    trace_->residual_lm_step_in.push_back(to_cpu_f32(res_in));
+    trace_->residual_lm_step_out.push_back(to_cpu_f32(residual_hidden_));
   }
 }
 
@@ -209,18 +250,27 @@ std::optional<at::Tensor> Generation::next_patch() {
   if (finished_) return std::nullopt;
   if (cancel_requested()) throw Cancelled();
   if (!prefilled_) prefill();
+  if (advance_pending_) advance();
   if (step_ >= inputs_.max_steps) {
     finished_ = true;
     return std::nullopt;
   }
   const Model& m = *model_;
-  const at::Tensor mu = dit_condition();
-  at::Tensor patch = m.feat_decoder(mu, opts_.inference_timesteps, cond_.transpose(1, 2).contiguous(),
-                                    opts_.cfg_value, gen_)
-                         .transpose(1, 2);  // [1,P,D]
+  at::Tensor mu, patch;
+  {
+    StageScope timed(times_, Stage::LocDiT);
+    mu = dit_condition();
+    patch = m.feat_decoder(mu, opts_.inference_timesteps, cond_.transpose(1, 2).contiguous(), opts_.cfg_value, gen_)
+                .transpose(1, 2);  // [1,P,D]
+  }
   if (cancel_requested()) throw Cancelled();
-  at::Tensor stop_logits = m.stop(lm_hidden_);
-  const int flag = stop_logits.argmax(-1)[0].item<int64_t>() == 1 ? 1 : 0;
+  at::Tensor stop_logits;
+  int flag = 0;
+  {
+    StageScope timed(times_, Stage::StopHead);
+    stop_logits = m.stop(lm_hidden_);
+    flag = stop_logits.argmax(-1)[0].item<int64_t>() == 1 ? 1 : 0;
+  }
   if (trace_) {
     trace_->cond.push_back(to_cpu_f32(cond_));
     trace_->dit_mu.push_back(to_cpu_f32(mu));
@@ -236,17 +286,7 @@ std::optional<at::Tensor> Generation::next_patch() {
   } else if (step_ >= inputs_.max_steps) {
     finished_ = true;  // the official loop would advance the LMs once more for nothing
   } else {
-    at::Tensor curr = m.enc_to_lm_proj(m.feat_encoder(patch.contiguous().unsqueeze(1))).select(1, 0);  // [1,H]
-    at::Tensor base_out = m.base_lm.forward_step(curr, base_cache_);
-    lm_hidden_ = m.fsq(base_out);
-    at::Tensor res_in = fuse(lm_hidden_, curr);
-    residual_hidden_ = m.residual_lm.forward_step(res_in, residual_cache_);
-    if (trace_) {
-      trace_->base_lm_step_in.push_back(to_cpu_f32(curr));
-      trace_->base_lm_step_out.push_back(to_cpu_f32(base_out));
-      trace_->residual_lm_step_in.push_back(to_cpu_f32(res_in));
-      trace_->residual_lm_step_out.push_back(to_cpu_f32(residual_hidden_));
-    }
+    advance_pending_ = true;  // at the start of the next call: this patch is out first
   }
   return patch;
 }

@@ -14,6 +14,7 @@
 #include <ATen/core/Generator.h>
 
 #include "voxcpm/model.h"
+#include "voxcpm/stage_times.h"
 
 namespace voxcpm {
 
@@ -46,7 +47,7 @@ struct PromptCache {
   at::Tensor audio_feat;      // continuation prompt (left-padded), may be undefined
   at::Tensor ref_audio_feat;  // VoxCPM2 reference (right-padded), may be undefined
 };
-PromptCache build_prompt_cache(const Model& model, const GenerateOptions& opts);
+PromptCache build_prompt_cache(const Model& model, const GenerateOptions& opts, StageTimes* times = nullptr);
 // Encodes a mono waveform at any rate: resample to the encoder rate, pad to whole patches on
 // the left (prompt) or right (reference), AudioVAE encode, split into patches [A, P, D].
 at::Tensor encode_audio_patches(const Model& model, std::vector<float> samples, int64_t rate, bool pad_left);
@@ -80,7 +81,9 @@ class Generation {
   Generation(std::shared_ptr<const Model> model, const SequenceInputs& inputs, const GenerateOptions& opts,
              uint64_t seed, GenerationTrace* trace = nullptr, const std::atomic<bool>* cancel_flag = nullptr);
   // The next latent patch [1,P,D] (model dtype), or nullopt once the stop head fired or
-  // max_steps patches were made. The first call runs the prefill. Throws Cancelled.
+  // max_steps patches were made. The first call runs the prefill. The LMs take in a patch at
+  // the start of the following call (same results), so that each patch, and its audio, is out
+  // before that part of the step. Throws Cancelled.
   std::optional<at::Tensor> next_patch();
   bool finished() const { return finished_; }
   int64_t steps() const { return step_; }
@@ -89,9 +92,12 @@ class Generation {
   size_t state_bytes() const;
   // Safe from any thread: the running or next step throws Cancelled.
   void cancel() { cancelled_.store(true); }
+  // Per-stage wall time of the prefill and the steps is added to `times` (null: not timed).
+  void set_stage_times(StageTimes* times) { times_ = times; }
 
  private:
   void prefill();
+  void advance();
   at::Tensor dit_condition() const;
   at::Tensor fuse(const at::Tensor& lm, const at::Tensor& feat_embed) const;
 
@@ -100,10 +106,11 @@ class Generation {
   GenerateOptions opts_;
   at::Generator gen_;
   GenerationTrace* trace_;
+  StageTimes* times_ = nullptr;
   KVCache base_cache_, residual_cache_;
   at::Tensor lm_hidden_, residual_hidden_, cond_;
   int64_t step_ = 0;
-  bool prefilled_ = false, finished_ = false, stopped_by_head_ = false;
+  bool prefilled_ = false, finished_ = false, stopped_by_head_ = false, advance_pending_ = false;
   std::atomic<bool> cancelled_{false};
   const std::atomic<bool>* cancel_flag_;
   bool cancel_requested() const { return cancelled_.load() || (cancel_flag_ && cancel_flag_->load()); }

@@ -119,20 +119,42 @@ TensorMap read_safetensors(const std::string& path) {
   return out;
 }
 
+std::vector<TensorSpec> specs_of(const TensorMap& tensors) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) specs.push_back({name, t.scalar_type(), t.sizes().vec()});
+  return specs;
+}
+
+TensorProducer producer_of(const TensorMap& tensors) {
+  std::vector<const at::Tensor*> order;
+  order.reserve(tensors.size());
+  for (const auto& kv : tensors) order.push_back(&kv.second);
+  return [order](size_t i) { return *order.at(i); };
+}
+
 void write_safetensors(const std::string& path, const TensorMap& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  write_safetensors(path, specs_of(tensors), producer_of(tensors), metadata);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorSpec>& specs, const TensorProducer& produce,
                        const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::vector<at::Tensor> blobs;
   uint64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    const DtypeInfo* dt = dtype_by_type(t.scalar_type());
-    if (!dt) throw Error(path + ": cannot write tensor '" + name + "' of dtype " + std::string(c10::toString(t.scalar_type())));
-    at::Tensor c = t.detach().to(at::kCPU).contiguous();
-    uint64_t n = c.numel() * dt->bytes;
-    header[name] = {{"dtype", dt->name}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + n}}};
+  for (const TensorSpec& s : specs) {
+    const DtypeInfo* dt = dtype_by_type(s.dtype);
+    if (!dt) throw Error(path + ": cannot write tensor '" + s.name + "' of dtype " + std::string(c10::toString(s.dtype)));
+    if (header.contains(s.name)) throw Error(path + ": tensor '" + s.name + "' is listed twice");
+    uint64_t numel = 1;
+    for (int64_t d : s.shape) {
+      if (d < 0) throw Error(path + ": tensor '" + s.name + "' has a negative dimension");
+      numel *= static_cast<uint64_t>(d);
+    }
+    const uint64_t n = numel * dt->bytes;
+    header[s.name] = {{"dtype", dt->name}, {"shape", s.shape}, {"data_offsets", {offset, offset + n}}};
     offset += n;
-    blobs.push_back(c);
   }
   std::string h = header.dump();
   while (h.size() % 8) h.push_back(' ');
@@ -141,7 +163,15 @@ void write_safetensors(const std::string& path, const TensorMap& tensors,
   uint64_t len = h.size();
   f.write(reinterpret_cast<const char*>(&len), 8);
   f.write(h.data(), static_cast<std::streamsize>(h.size()));
-  for (const auto& c : blobs) f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const at::Tensor t = produce(i);
+    if (!t.defined() || t.scalar_type() != specs[i].dtype || t.sizes() != at::IntArrayRef(specs[i].shape))
+      throw Error(path + ": tensor '" + specs[i].name + "' was produced with another dtype or shape than announced");
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    f.write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+    if (!f) throw Error(path + ": write failed");
+  }
+  f.close();
   if (!f) throw Error(path + ": write failed");
 }
 

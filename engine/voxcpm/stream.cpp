@@ -58,6 +58,7 @@ size_t Synthesis::state_bytes() const {
 
 at::Tensor Synthesis::decode(const at::Tensor& patches) {
   const int64_t D = model_->config().feat_dim;
+  StageScope timed(times_, Stage::VaeDecode);
   at::Tensor z = patches.reshape({-1, patches.size(-2), D}).permute({2, 0, 1}).reshape({1, D, -1}).to(at::kFloat);
   return model_->audio_vae.decode_step(*decoder_, z);
 }
@@ -130,7 +131,7 @@ std::optional<AudioChunk> Synthesis::next_chunk() {
   if (cancelled_.load()) throw Cancelled();
   const Model& m = *model_;
   if (!prompt_ready_) {
-    prompt_ = build_prompt_cache(m, opts_);
+    prompt_ = build_prompt_cache(m, opts_, times_);
     prompt_ready_ = true;
   }
   if (!pending_context_.empty()) {
@@ -152,6 +153,7 @@ std::optional<AudioChunk> Synthesis::next_chunk() {
   if (mode_ == Mode::Streaming) {
     if (!s.gen) {
       s.gen = std::make_unique<Generation>(model_, s.inputs, opts_, s.seed, trace_, &cancelled_);
+      s.gen->set_stage_times(times_);
       s.attempts = 1;
     }
     Generation& g = *s.gen;
@@ -180,6 +182,7 @@ std::optional<AudioChunk> Synthesis::next_chunk() {
     s.seed = seed_ + (next_segment_ - 1) + k;
     s.gen = std::make_unique<Generation>(model_, s.inputs, opts_, s.seed, trace_ ? &attempt_trace : nullptr,
                                          &cancelled_);
+    s.gen->set_stage_times(times_);
     s.attempts = k + 1;
     s.patches.clear();
     while (true) {
@@ -192,7 +195,13 @@ std::optional<AudioChunk> Synthesis::next_chunk() {
     const int64_t counted = s.gen->steps() + counted_ctx;
     if (!(opts_.retry_badcase && static_cast<double>(counted) >= bad_len)) break;
   }
-  std::vector<float> samples = s.patches.empty() ? std::vector<float>() : to_vector(decode(at::cat(s.patches, 0)));
+  // Patch by patch through the stateful decoder, exactly as streaming does (the same samples,
+  // and faster: one patch's activations stay in cache, a whole utterance's do not).
+  std::vector<float> samples;
+  for (const at::Tensor& p : s.patches) {
+    const std::vector<float> part = to_vector(decode(p));
+    samples.insert(samples.end(), part.begin(), part.end());
+  }
   const int64_t d = std::min<int64_t>(s.drop, static_cast<int64_t>(samples.size()));
   samples.erase(samples.begin(), samples.begin() + d);
   finish_segment();

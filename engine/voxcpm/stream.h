@@ -75,6 +75,9 @@ class Synthesis {
 
   // For parity tests: record the per-step values of the segments' final attempts.
   void set_trace(GenerationTrace* trace) { trace_ = trace; }
+  // For benchmarks: add the wall time of every stage (prompt encoding, prefill, steps, AudioVAE
+  // decode) of all attempts to `times` (null: nothing is timed, no clock is read).
+  void set_stage_times(StageTimes* times) { times_ = times; }
 
  private:
   struct Segment;
@@ -95,6 +98,7 @@ class Synthesis {
   std::unique_ptr<AudioVAE::DecoderState> decoder_;
   std::vector<float> pending_context_;  // context audio to emit first (trim_context = false)
   GenerationTrace* trace_ = nullptr;
+  StageTimes* times_ = nullptr;
   std::vector<GenerateResult> results_;
   int64_t offset_ = 0, index_ = 0, model_steps_ = 0;
   bool done_ = false;

@@ -512,19 +512,21 @@ class PickleWriter {
 }  // namespace
 
 void write_torch_zip(const std::string& path, const TensorMap& tensors, bool wrap_in_state_dict) {
-  struct Item {
-    const std::string* name;
-    const at::Tensor* tensor;
-    const char* storage;
-  };
-  std::vector<Item> items;
-  for (const auto& [name, t] : tensors) {
+  write_torch_zip(path, specs_of(tensors), producer_of(tensors), wrap_in_state_dict);
+}
+
+void write_torch_zip(const std::string& path, const std::vector<TensorSpec>& specs, const TensorProducer& produce,
+                     bool wrap_in_state_dict) {
+  std::vector<const char*> storages;
+  for (const TensorSpec& s : specs) {
     const char* storage = nullptr;
     for (const auto& st : kStorageTypes)
-      if (st.type == t.scalar_type()) storage = st.name;
+      if (st.type == s.dtype) storage = st.name;
     if (!storage)
-      throw Error(path + ": cannot write tensor '" + name + "' of dtype " + std::string(c10::toString(t.scalar_type())));
-    items.push_back({&name, &t, storage});
+      throw Error(path + ": cannot write tensor '" + s.name + "' of dtype " + std::string(c10::toString(s.dtype)));
+    for (int64_t d : s.shape)
+      if (d < 0) throw Error(path + ": tensor '" + s.name + "' has a negative dimension");
+    storages.push_back(storage);
   }
   // Pickle first (it is small and needs no tensor data), then stream one storage at a time.
   PickleWriter pk;
@@ -535,26 +537,29 @@ void write_torch_zip(const std::string& path, const TensorMap& tensors, bool wra
     pk.str("state_dict");
     pk.op('}');
   }
-  for (size_t batch = 0; batch < items.size(); batch += 1000) {  // Python batches SETITEMS by 1000
-    const size_t n = std::min<size_t>(1000, items.size() - batch);
+  for (size_t batch = 0; batch < specs.size(); batch += 1000) {  // Python batches SETITEMS by 1000
+    const size_t n = std::min<size_t>(1000, specs.size() - batch);
     if (n > 1) pk.op('(');
     for (size_t i = batch; i < batch + n; ++i) {
-      const at::Tensor& t = *items[i].tensor;
-      std::vector<int64_t> stride(t.dim());
-      for (int64_t d = t.dim() - 1, s = 1; d >= 0; s *= std::max<int64_t>(t.size(d), 1), --d) stride[d] = s;
-      pk.str(*items[i].name);
+      const std::vector<int64_t>& shape = specs[i].shape;
+      const int64_t dims = static_cast<int64_t>(shape.size());
+      std::vector<int64_t> stride(shape.size());
+      int64_t numel = 1;
+      for (int64_t d = dims - 1, s = 1; d >= 0; s *= std::max<int64_t>(shape[d], 1), --d) stride[d] = s;
+      for (int64_t d : shape) numel *= d;
+      pk.str(specs[i].name);
       pk.global("torch._utils", "_rebuild_tensor_v2");
       pk.op('(');
       pk.op('(');
       pk.str("storage");
-      pk.global("torch", items[i].storage);
+      pk.global("torch", storages[i]);
       pk.str(std::to_string(i));
       pk.str("cpu");
-      pk.integer(t.numel());
+      pk.integer(numel);
       pk.op('t');
       pk.op('Q');  // BINPERSID
       pk.integer(0);
-      pk.ints(t.sizes());
+      pk.ints(shape);
       pk.ints(stride);
       pk.op(0x89);  // requires_grad=False
       pk.global("collections", "OrderedDict");
@@ -574,8 +579,11 @@ void write_torch_zip(const std::string& path, const TensorMap& tensors, bool wra
   if (root.empty()) root = "archive";
   zip::Writer archive(path);
   archive.add(root + "/data.pkl", pk.out.data(), pk.out.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    at::Tensor c = items[i].tensor->detach().to(at::kCPU).contiguous();
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const at::Tensor t = produce(i);
+    if (!t.defined() || t.scalar_type() != specs[i].dtype || t.sizes() != at::IntArrayRef(specs[i].shape))
+      throw Error(path + ": tensor '" + specs[i].name + "' was produced with another dtype or shape than announced");
+    const at::Tensor c = t.detach().to(at::kCPU).contiguous();
     archive.add(root + "/data/" + std::to_string(i), c.data_ptr(), c.nbytes());
   }
   archive.add(root + "/version", "3\n", 2);

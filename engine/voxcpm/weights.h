@@ -23,6 +23,14 @@ class Weights {
   // modules from it yields exactly the checkpoint they expect (voxcpm-make-model writes it out).
   using Initializer = std::function<at::Tensor(const std::string& name, const std::vector<int64_t>& shape)>;
   static Weights synthesizing(Initializer init, std::string source);
+  // A Weights that holds no data: it records every tensor asked for (specs(), in the order of
+  // the first request) and answers with a placeholder of the requested shape that costs no
+  // memory (one zero broadcast to the shape). Building modules from it lists exactly the
+  // checkpoint they expect, for a full-size model in a few MB. `small` answers raw() requests
+  // whose values the modules read at load (sr_bin_boundaries): it must return real values.
+  static Weights recording(std::string source, Initializer small = {});
+  // Names, shapes and the dtypes the placeholders were asked in (recording mode; else empty).
+  const std::vector<TensorSpec>& specs() const { return specs_; }
 
   const std::string& source() const { return source_; }
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
@@ -30,6 +38,11 @@ class Weights {
 
   // A floating tensor of exactly `shape`, converted to `opts` (dtype and device).
   at::Tensor get(const std::string& name, const std::vector<int64_t>& shape, const at::TensorOptions& opts) const;
+  // As get(), but the stored form is `make(t)` of the file's tensor t (checked shape, floating
+  // dtype, any dtype/strides): a packed layout built in one pass, without a converted copy first.
+  // A recording Weights returns its placeholder instead (`make` is not called).
+  at::Tensor get_transformed(const std::string& name, const std::vector<int64_t>& shape,
+                             const std::function<at::Tensor(const at::Tensor&)>& make) const;
   // As stored (checked shape; any dtype).
   at::Tensor raw(const std::string& name, const std::vector<int64_t>& shape) const;
 
@@ -41,9 +54,12 @@ class Weights {
 
  private:
   const at::Tensor& find(const std::string& name) const;
-  mutable TensorMap tensors_;  // grows only in synthesizing mode
+  at::Tensor floating(const std::string& name, const std::vector<int64_t>& shape) const;  // raw(), floating dtype
+  mutable TensorMap tensors_;  // grows only in synthesizing and recording mode
   std::string source_;
   Initializer init_;
+  bool recording_ = false;
+  mutable std::vector<TensorSpec> specs_;  // recording mode
 };
 
 std::string shape_str(at::IntArrayRef shape);

@@ -158,6 +158,17 @@ int main(int argc, char **argv) {
   g_main_loop_run(s.loop);
 
   printf("stopping\n");
+  /* Stop the running media before returning from main: a streaming thread still synthesizing
+   * while exit() runs the libraries' static destructors would crash. */
+  if (s.tts) {
+    GstObject *top = gst_object_ref(GST_OBJECT(s.tts)), *parent;
+    while ((parent = gst_object_get_parent(top)) != NULL) {
+      gst_object_unref(top);
+      top = parent;
+    }
+    gst_element_set_state(GST_ELEMENT(top), GST_STATE_NULL);
+    gst_object_unref(top);
+  }
   g_clear_object(&s.tts);
   g_queue_clear_full(&s.pending, g_free);
   g_io_channel_unref(in);

@@ -1,0 +1,195 @@
+#include "voxcpm/cpu_linear.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "voxcpm/error.h"
+#include "voxcpm/weights.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VOXCPM_PACKED_LINEAR 1
+#include <immintrin.h>
+#endif
+
+namespace voxcpm::cpu {
+namespace {
+
+#ifdef VOXCPM_PACKED_LINEAR
+#define VOXCPM_AVX2 __attribute__((target("avx2,fma")))
+
+// Eight weights as float32: loaded, or widened exactly from bfloat16 (its bits are the top half).
+VOXCPM_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+VOXCPM_AVX2 inline __m256 load8(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+
+// Outputs j0..j0+16 of RX consecutive rows: xt is x transposed ([K][M], offset to the first
+// row), panel is [K][16] of W (float or bfloat16 bits). 2·RX accumulators stay in registers.
+// Every `every` k-steps a 64-byte line of the next panel is prefetched from `prefetch` on (null:
+// none), so that the passes over this panel share fetching the next one while the FMAs run.
+template <int RX, class W>
+VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_t k_len, float* y, int64_t ys_m,
+                       int64_t ys_n, int64_t cols, const float* bias, const char* prefetch, int64_t every) {
+  __m256 lo[RX], hi[RX];
+#pragma GCC unroll 6
+  for (int r = 0; r < RX; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
+  // Lines of the next panel to fetch per k-step: one for float32, half a line for bfloat16.
+  every = every * static_cast<int64_t>(64 / (kPanel * sizeof(W)));
+  int64_t countdown = every;
+  for (int64_t k = 0; k < k_len; ++k) {
+    if (prefetch && --countdown == 0) {
+      _mm_prefetch(prefetch, _MM_HINT_T0);
+      prefetch += 64;
+      countdown = every;
+    }
+    const __m256 w0 = load8(panel + k * kPanel), w1 = load8(panel + k * kPanel + 8);
+    const float* xk = xt + k * m_stride;
+#pragma GCC unroll 6
+    for (int r = 0; r < RX; ++r) {
+      const __m256 xv = _mm256_broadcast_ss(xk + r);
+      lo[r] = _mm256_fmadd_ps(w0, xv, lo[r]);
+      hi[r] = _mm256_fmadd_ps(w1, xv, hi[r]);
+    }
+  }
+  // Through a fully unrolled store, so that the accumulators never live in memory in the loop.
+  alignas(32) float out[RX][kPanel];
+#pragma GCC unroll 6
+  for (int r = 0; r < RX; ++r) {
+    _mm256_store_ps(out[r], lo[r]);
+    _mm256_store_ps(out[r] + 8, hi[r]);
+  }
+  for (int r = 0; r < RX; ++r)
+    for (int64_t j = 0; j < cols; ++j) y[r * ys_m + j * ys_n] = bias ? out[r][j] + bias[j] : out[r][j];
+}
+
+// All rows against one panel, 6 at a time; pass c of `passes` prefetches its share of `next`.
+// xt is [K][m_stride] (column m0 onwards used), y[m * ys_m + j * ys_n] receives output (m, j).
+template <class W>
+void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len, int64_t k_len, float* y,
+                int64_t ys_m, int64_t ys_n, int64_t cols, const float* bias, const W* next) {
+  const int64_t passes = (m_len + 5) / 6;
+  auto share = [&](int64_t c) {
+    return next ? reinterpret_cast<const char*>(next + (c * k_len / passes) * kPanel) : nullptr;
+  };
+  int64_t m = 0, c = 0;
+  for (; m + 6 <= m_len; m += 6, ++c)
+    micro<6>(panel, xt + m, m_stride, k_len, y + m * ys_m, ys_m, ys_n, cols, bias, share(c), passes);
+  const char* pf = share(c);
+  const float* xm = xt + m;
+  float* ym = y + m * ys_m;
+  switch (m_len - m) {
+    case 5: micro<5>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    case 4: micro<4>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    case 3: micro<3>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    case 2: micro<2>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    case 1: micro<1>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    default: break;
+  }
+}
+
+template <class W>
+void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, int64_t panels, int64_t n,
+                   const float* bias, float* y, int64_t ys_m, int64_t ys_n) {
+  at::parallel_for(0, panels, 4, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t j0 = p * kPanel;
+      const W* next = p + 1 < p1 ? wp + (p + 1) * k_len * kPanel : nullptr;
+      panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y + j0 * ys_n, ys_m, ys_n, std::min(kPanel, n - j0),
+                 bias ? bias + j0 : nullptr, next);
+    }
+  });
+}
+
+// y = xt^T W^T + b over all panels, parallel; output (m, j) at y[m * ys_m + j * ys_n].
+void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor& packed, int64_t n, const float* bias,
+                float* y, int64_t ys_m, int64_t ys_n) {
+  if (packed.scalar_type() == at::kBFloat16)
+    run_panels_as(xt, m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()), packed.size(0), n, bias, y,
+                  ys_m, ys_n);
+  else
+    run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, ys_m, ys_n);
+}
+#endif
+
+}  // namespace
+
+bool packed_linear_supported() {
+#ifdef VOXCPM_PACKED_LINEAR
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+#else
+  return false;
+#endif
+}
+
+at::Tensor pack_linear_weight(const at::Tensor& w) {
+  if (!w.defined() || w.dim() != 2 || !at::isFloatingType(w.scalar_type()))
+    throw Error("pack_linear_weight: expected a floating [N, K] matrix");
+  const int64_t n = w.size(0), k = w.size(1), panels = (n + kPanel - 1) / kPanel, full = n / kPanel;
+  // bfloat16 stays bfloat16 (widened exactly in the kernel: half the memory and traffic, the
+  // same products); anything else becomes float32.
+  const auto opts = at::TensorOptions().dtype(w.scalar_type() == at::kBFloat16 ? at::kBFloat16 : at::kFloat);
+  at::Tensor packed = n % kPanel ? at::zeros({panels, k, kPanel}, opts) : at::empty({panels, k, kPanel}, opts);
+  if (full > 0) packed.narrow(0, 0, full).copy_(w.narrow(0, 0, full * kPanel).view({full, kPanel, k}).transpose(1, 2));
+  if (n % kPanel) packed.select(0, full).narrow(1, 0, n % kPanel).copy_(w.narrow(0, full * kPanel, n % kPanel).t());
+  return packed;
+}
+
+namespace {
+
+void check_packed(const char* fn, const at::Tensor& packed, int64_t n, const at::Tensor& bias) {
+  if (!packed_linear_supported()) throw Error(std::string(fn) + ": this CPU lacks AVX2/FMA");
+  if (!packed.defined() || packed.dim() != 3 || packed.size(2) != kPanel ||
+      (packed.scalar_type() != at::kFloat && packed.scalar_type() != at::kBFloat16) ||
+      n <= 0 || (n + kPanel - 1) / kPanel != packed.size(0) || !packed.is_contiguous())
+    throw Error(std::string(fn) + ": the packed weight does not match " + std::to_string(n) + " outputs");
+  if (bias.defined() && (bias.numel() != n || bias.scalar_type() != at::kFloat || !bias.is_contiguous()))
+    throw Error(std::string(fn) + ": bias must be float32 [" + std::to_string(n) + "]");
+}
+
+}  // namespace
+
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t n, const at::Tensor& bias) {
+  check_packed("packed_linear", packed, n, bias);
+  const int64_t k_len = packed.size(1);
+  if (!x.defined() || x.dim() < 1 || x.size(-1) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
+    throw Error("packed_linear: input must be float32 [..., " + std::to_string(k_len) + "] on the CPU, got " +
+                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+  std::vector<int64_t> out_sizes = x.sizes().vec();
+  out_sizes.back() = n;
+  const int64_t m_len = x.numel() / k_len;
+  at::Tensor y = at::empty(out_sizes, x.options());
+  if (m_len == 0) return y;
+#ifdef VOXCPM_PACKED_LINEAR
+  // x transposed to [K][M]: the RX values a k-step broadcasts are adjacent.
+  const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
+  run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
+             y.data_ptr<float>(), n, 1);
+#endif
+  return y;
+}
+
+at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
+                                        const at::Tensor& bias) {
+  check_packed("packed_linear_channels_first", packed, n, bias);
+  const int64_t k_len = packed.size(1);
+  if (!x.defined() || x.dim() != 2 || x.size(0) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
+    throw Error("packed_linear_channels_first: input must be float32 [" + std::to_string(k_len) + ", M] on the CPU, got " +
+                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+  const int64_t m_len = x.size(1);
+  at::Tensor y = at::empty({n, m_len}, x.options());
+  if (m_len == 0) return y;
+#ifdef VOXCPM_PACKED_LINEAR
+  const at::Tensor xt = x.contiguous();
+  run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
+             y.data_ptr<float>(), 1, m_len);
+#endif
+  return y;
+}
+
+}  // namespace voxcpm::cpu

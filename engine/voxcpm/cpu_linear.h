@@ -1,0 +1,35 @@
+// Float32 y = x Wᵀ + b on the CPU for the row counts of decoding (1 row per LM step, 5 for a
+// LocEnc patch, 18 for a LocDiT call), where a BLAS GEMM spends a third of its time re-packing
+// the weight matrix on every call and a one-row GEMM reads it at a fraction of memory speed.
+// The weight is packed once at load into panels of 16 outputs ([ceil(N/16), K, 16], zero
+// padded), which an AVX2/FMA micro-kernel streams straight from memory. A bfloat16 checkpoint
+// stays bfloat16 in the panels and is widened exactly in registers: the float32 products of the
+// same values at half the memory and bandwidth. Each output is one float32 sum over k in order
+// 0..K-1 (a BLAS blocks k differently: results agree to rounding).
+#pragma once
+
+#include <cstdint>
+
+#include <ATen/Tensor.h>
+
+namespace voxcpm::cpu {
+
+// True on x86-64 CPUs with AVX2 and FMA (checked at run time); elsewhere callers use at::linear.
+bool packed_linear_supported();
+
+constexpr int64_t kPanel = 16;  // outputs per panel
+
+// w [N, K] (any floating dtype, any strides) → packed panels [ceil(N/16), K, 16], in one pass
+// and one allocation: bfloat16 for a bfloat16 w, else float32.
+at::Tensor pack_linear_weight(const at::Tensor& w);
+
+// x [..., K] float32 on the CPU, `packed` from pack_linear_weight of an [N, K] weight, bias [N]
+// float32 or undefined → [..., N]. Parallel over panels with at::parallel_for.
+at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t n, const at::Tensor& bias);
+
+// The same product in channels-first layout, for convolutions: x [K, M] (K input channels·taps,
+// M frames) → y [N, M] = W x + b.
+at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
+                                        const at::Tensor& bias);
+
+}  // namespace voxcpm::cpu

@@ -1,0 +1,98 @@
+// The packed float32 CPU kernel of cpu_linear.h against at::linear (double-precision reference):
+// every row count the kernel tiles differently (1..6 and beyond), output counts that are not a
+// multiple of the 16-wide panel, odd input widths, both layouts, threads, and misuse.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "voxcpm/cpu_linear.h"
+#include "voxcpm/error.h"
+
+using namespace voxcpm;
+
+namespace {
+
+double rel_err(const at::Tensor& got, const at::Tensor& ref) {
+  return ((got.to(at::kDouble) - ref).abs().max() / (ref.abs().max() + 1e-30)).item<double>();
+}
+
+at::Tensor reference(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return at::linear(x.to(at::kDouble), w.to(at::kDouble), b.defined() ? b.to(at::kDouble) : at::Tensor());
+}
+
+}  // namespace
+
+TEST(CpuLinear, MatchesLinearForEveryTileShape) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU: the engine uses at::linear";
+  at::manual_seed(3);
+  for (int64_t n : {1, 2, 15, 16, 17, 33, 130}) {
+    for (int64_t k : {1, 7, 31, 64, 257}) {
+      const at::Tensor w = at::randn({n, k}) / std::sqrt(static_cast<double>(k));
+      const at::Tensor b = at::randn({n});
+      const at::Tensor packed = cpu::pack_linear_weight(w);
+      ASSERT_EQ(packed.size(0), (n + 15) / 16);
+      for (int64_t m : {1, 2, 3, 4, 5, 6, 7, 13, 18, 40}) {
+        const at::Tensor x = at::randn({m, k});
+        const at::Tensor ref = reference(x, w, b);
+        EXPECT_LT(rel_err(cpu::packed_linear(x, packed, n, b), ref), 1e-5) << "n " << n << " k " << k << " m " << m;
+        EXPECT_LT(rel_err(cpu::packed_linear(x, packed, n, at::Tensor()), reference(x, w, at::Tensor())), 1e-5);
+        const at::Tensor cf = cpu::packed_linear_channels_first(x.t().contiguous(), packed, n, b);
+        EXPECT_LT(rel_err(cf.t(), ref), 1e-5) << "channels first, n " << n << " k " << k << " m " << m;
+      }
+    }
+  }
+}
+
+TEST(CpuLinear, KeepsLeadingDimensionsAndPacksAnyDtypeOrStrides) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const at::Tensor w = at::randn({40, 24});
+  const at::Tensor x = at::randn({2, 3, 24});
+  const at::Tensor y = cpu::packed_linear(x, cpu::pack_linear_weight(w), 40, at::Tensor());
+  EXPECT_EQ(y.sizes(), at::IntArrayRef({2, 3, 40}));
+  EXPECT_LT(rel_err(y, reference(x, w, at::Tensor())), 1e-5);
+  // A bfloat16 weight stays bfloat16 in the panels, holding the same values; a transposed view
+  // packs like the contiguous matrix.
+  const at::Tensor wb = w.to(at::kBFloat16);
+  const at::Tensor pb = cpu::pack_linear_weight(wb);
+  EXPECT_EQ(pb.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(pb.to(at::kFloat), cpu::pack_linear_weight(wb.to(at::kFloat))));
+  const at::Tensor wt = w.t().contiguous().t();
+  EXPECT_TRUE(at::equal(cpu::pack_linear_weight(wt), cpu::pack_linear_weight(w)));
+}
+
+TEST(CpuLinear, Bfloat16PanelsGiveTheFloat32ResultOfTheSameValues) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  for (int64_t m : {1, 5, 18}) {
+    const at::Tensor wb = at::randn({70, 130}).to(at::kBFloat16), x = at::randn({m, 130}), b = at::randn({70});
+    const at::Tensor from_bf16 = cpu::packed_linear(x, cpu::pack_linear_weight(wb), 70, b);
+    const at::Tensor from_f32 = cpu::packed_linear(x, cpu::pack_linear_weight(wb.to(at::kFloat)), 70, b);
+    EXPECT_TRUE(at::equal(from_bf16, from_f32)) << "m " << m << ": widening bfloat16 is exact";
+    EXPECT_LT(rel_err(from_bf16, reference(x, wb.to(at::kFloat), b)), 1e-5);
+  }
+}
+
+TEST(CpuLinear, ThreadCountDoesNotChangeTheResult) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const at::Tensor w = at::randn({300, 96}), x = at::randn({18, 96}), b = at::randn({300});
+  const at::Tensor packed = cpu::pack_linear_weight(w);
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor one = cpu::packed_linear(x, packed, 300, b);
+  at::set_num_threads(2);
+  const at::Tensor two = cpu::packed_linear(x, packed, 300, b);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(one, two)) << "each output is one sum in a fixed order, whoever computes it";
+}
+
+TEST(CpuLinear, MisuseIsAnError) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const at::Tensor packed = cpu::pack_linear_weight(at::randn({20, 8}));
+  EXPECT_THROW(cpu::packed_linear(at::randn({3, 9}), packed, 20, at::Tensor()), Error);           // width
+  EXPECT_THROW(cpu::packed_linear(at::randn({3, 8}), packed, 40, at::Tensor()), Error);           // outputs
+  EXPECT_THROW(cpu::packed_linear(at::randn({3, 8}).to(at::kDouble), packed, 20, at::Tensor()), Error);
+  EXPECT_THROW(cpu::packed_linear(at::randn({3, 8}), packed, 20, at::randn({19})), Error);        // bias
+  EXPECT_THROW(cpu::packed_linear_channels_first(at::randn({9, 3}), packed, 20, at::Tensor()), Error);
+  EXPECT_THROW(cpu::pack_linear_weight(at::randn({2, 3, 4})), Error);
+  EXPECT_THROW(cpu::pack_linear_weight(at::ones({2, 3}, at::kLong)), Error);
+  EXPECT_EQ(cpu::packed_linear(at::randn({0, 8}), packed, 20, at::Tensor()).sizes(), at::IntArrayRef({0, 20}));
+}

@@ -1,0 +1,138 @@
+#include "bench/probe.h"
+
+#include <dlfcn.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+namespace voxcpm::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void sync(const c10::Device& d, const at::Tensor& t) {
+  if (d.is_cuda()) (void)t.sum().item<double>();  // waits for the queue without CUDA headers
+}
+
+// Best time of `fn` over at least `reps` calls and about `budget` seconds.
+template <class F>
+double best_time(const c10::Device& d, int reps, double budget, F&& fn) {
+  at::Tensor r = fn();  // warm up (allocations, kernel selection)
+  sync(d, r);
+  double best = 1e30, total = 0;
+  for (int i = 0; i < reps || (total < budget && i < 50); ++i) {
+    auto t0 = Clock::now();
+    r = fn();
+    sync(d, r);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    best = std::min(best, s);
+    total += s;
+  }
+  return best;
+}
+
+void cpu_info(MachineProbe& p) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  std::set<std::string> wanted = {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+                                  "amx_bf16", "amx_tile", "amx_int8", "asimd", "sve", "bf16"};
+  std::set<std::string> found;
+  while (std::getline(in, line)) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const std::string key = line.substr(0, line.find_first_of("\t:"));
+    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
+    if ((key == "model name" || key == "Model") && p.cpu_model.empty()) p.cpu_model = value;
+    if (key == "processor") ++p.logical_cpus;
+    if ((key == "flags" || key == "Features") && found.empty()) {
+      std::istringstream ss(value);
+      std::string f;
+      while (ss >> f)
+        if (wanted.count(f)) found.insert(f);
+    }
+  }
+  for (const auto& f : found) p.cpu_flags += (p.cpu_flags.empty() ? "" : " ") + f;
+  if (const char* e = std::getenv("OPENBLAS_CORETYPE")) p.openblas_coretype_env = e;
+  // OpenBLAS is linked by libtorch where it is the BLAS; ask it which kernels it picked.
+  using CoreName = char* (*)();
+  if (auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) p.openblas_core = fn();
+}
+
+}  // namespace
+
+nlohmann::json MachineProbe::to_json() const {
+  return {{"cpu_model", cpu_model},
+          {"cpu_flags", cpu_flags},
+          {"logical_cpus", logical_cpus},
+          {"torch_threads", torch_threads},
+          {"openblas_coretype_env", openblas_coretype_env.empty() ? "(unset)" : openblas_coretype_env},
+          {"openblas_core", openblas_core.empty() ? "(not OpenBLAS)" : openblas_core},
+          {"device", device},
+          {"mem_read_gbs", mem_read_gbs},
+          {"gemm_f32_gflops", gemm_f32_gflops},
+          {"gemm_bf16_gflops", gemm_bf16_gflops},
+          {"gemm_skinny_f32_gflops", gemm_skinny_f32_gflops},
+          {"gemv_f32_gbs", gemv_f32_gbs},
+          {"gemv_bf16_gbs", gemv_bf16_gbs},
+          {"linear1_f32_gbs", linear1_f32_gbs},
+          {"linear1_bf16_gbs", linear1_bf16_gbs},
+          {"seconds", seconds}};
+}
+
+MachineProbe probe_machine(const c10::Device& device, bool quick) {
+  const auto start = Clock::now();
+  MachineProbe p;
+  cpu_info(p);
+  p.torch_threads = at::get_num_threads();
+  p.device = device.str();
+  at::NoGradGuard no_grad;
+  const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  const auto bf16 = f32.dtype(at::kBFloat16);
+  const int reps = quick ? 1 : 3;
+  const double budget = quick ? 0.05 : 0.4;
+
+  {  // Streaming read: far larger than any cache.
+    const int64_t n = (quick ? 32 : 512) * (int64_t{1} << 20) / 4;
+    at::Tensor big = at::ones({n}, f32);
+    const double s = best_time(device, reps, budget, [&] { return big.sum(); });
+    p.mem_read_gbs = static_cast<double>(n) * 4 / s / 1e9;
+  }
+  auto gemm = [&](const at::TensorOptions& o, int64_t m, int64_t k, int64_t n) {
+    at::Tensor a = at::randn({m, k}, o), b = at::randn({k, n}, o);
+    const double s = best_time(device, reps, budget, [&] { return at::mm(a, b); });
+    return 2.0 * m * k * n / s / 1e9;
+  };
+  const int64_t g = quick ? 256 : 2048;
+  p.gemm_f32_gflops = gemm(f32, g, g, g);
+  p.gemm_bf16_gflops = gemm(bf16, quick ? 128 : 1024, quick ? 128 : 1024, quick ? 128 : 1024);
+  p.gemm_skinny_f32_gflops = gemm(f32, 18, 1024, quick ? 512 : 4096);
+
+  // Matrix-vector out of cache: cycle through enough 4096x4096 matrices to exceed the LLC.
+  auto gemv = [&](const at::TensorOptions& o, bool via_linear) {
+    const int64_t d = quick ? 512 : 4096, count = quick ? 2 : 6;
+    std::vector<at::Tensor> w;
+    for (int64_t i = 0; i < count; ++i) w.push_back(at::randn({d, d}, o));
+    at::Tensor x = at::randn({d}, o), x2 = x.view({1, d});
+    size_t i = 0;
+    const double s = best_time(device, reps * static_cast<int>(count), budget, [&] {
+      const at::Tensor& m = w[i++ % w.size()];
+      return via_linear ? at::linear(x2, m) : at::mv(m, x);
+    });
+    return static_cast<double>(d) * d * w[0].element_size() / s / 1e9;
+  };
+  p.gemv_f32_gbs = gemv(f32, false);
+  p.gemv_bf16_gbs = gemv(bf16, false);
+  p.linear1_f32_gbs = gemv(f32, true);
+  p.linear1_bf16_gbs = gemv(bf16, true);
+  p.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return p;
+}
+
+}  // namespace voxcpm::bench
