@@ -90,7 +90,8 @@ static void drop_active(GstVoxcpmSrc* self) {
 static void queue_text(GstVoxcpmSrc* self, const gchar* text) {
   std::string clean, problem;
   if (!text || !gstvoxcpm::clean_text(text, strlen(text), false, &clean, &problem)) {
-    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Ignoring text that is not valid UTF-8"), ("%s", problem.c_str()));
+    GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Ignoring text that is not valid UTF-8 text or too long"),
+                        ("%s", problem.c_str()));
     return;
   }
   if (clean.empty()) return;
@@ -148,7 +149,7 @@ static GstFlowReturn src_create(GstPushSrc* psrc, GstBuffer** outbuf) {
         p->active = p->shared.start_utterance(text);
       } catch (const std::exception& e) {
         GST_ELEMENT_WARNING(self, STREAM, FAILED, ("Could not synthesize a text; skipping it"),
-                            ("'%s': %s", text.c_str(), e.what()));
+                            ("'%s': %s", gstvoxcpm::excerpt(text).c_str(), e.what()));
         continue;
       }
       {
@@ -177,7 +178,8 @@ static GstFlowReturn src_create(GstPushSrc* psrc, GstBuffer** outbuf) {
     } catch (const std::exception& e) {
       const std::string text = p->report.text;
       drop_active(self);
-      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Speech synthesis failed"), ("'%s': %s", text.c_str(), e.what()));
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Speech synthesis failed"),
+                        ("'%s': %s", gstvoxcpm::excerpt(text).c_str(), e.what()));
       return GST_FLOW_ERROR;
     }
     const auto t1 = clock::now();
@@ -235,7 +237,8 @@ static gboolean src_start(GstBaseSrc* bsrc) {
   }
   std::string clean, problem;
   if (!gstvoxcpm::clean_text(text.data(), text.size(), false, &clean, &problem)) {
-    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("The text property is not valid UTF-8"), ("%s", problem.c_str()));
+    GST_ELEMENT_ERROR(self, RESOURCE, SETTINGS, ("The text property is not valid UTF-8 text or too long"),
+                      ("%s", problem.c_str()));
     return FALSE;
   }
   std::lock_guard<std::mutex> lk(p->lock);
@@ -361,8 +364,9 @@ static void gst_voxcpm_src_set_property(GObject* object, guint prop_id, const GV
   switch (prop_id) {
     case PROP_TEXT: {
       const gchar* t = g_value_get_string(value);
-      if (t && !g_utf8_validate(t, -1, nullptr)) {
-        GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Ignoring text that is not valid UTF-8"), (nullptr));
+      if (t && (!g_utf8_validate(t, -1, nullptr) || strlen(t) > gstvoxcpm::kMaxTextBytes)) {
+        GST_ELEMENT_WARNING(self, RESOURCE, SETTINGS, ("Ignoring text that is not valid UTF-8 text or too long"),
+                            ("%zu bytes (at most %zu)", strlen(t), gstvoxcpm::kMaxTextBytes));
         break;
       }
       std::lock_guard<std::mutex> lk(p->lock);

@@ -118,6 +118,19 @@ static void clear_queue_locked(GstVoxcpmTtsPrivate* p) {
   p->cond.notify_all();
 }
 
+// Answers every queued DRAIN with FALSE (the task stopped on a flow error) and drops it.
+static void fail_drains_locked(GstVoxcpmTtsPrivate* p) {
+  for (auto it = p->queue.begin(); it != p->queue.end();) {
+    if (it->kind != Item::Kind::Drain) {
+      ++it;
+      continue;
+    }
+    it->drain->done = true;
+    it = p->queue.erase(it);
+  }
+  p->cond.notify_all();
+}
+
 static Item event_item(GstEvent* event) {
   Item it;
   it.kind = Item::Kind::Event;
@@ -292,7 +305,9 @@ static GstFlowReturn synthesize(GstVoxcpmTts* self, const Item& item) {
     utt = p->shared.start_utterance(item.text);
   } catch (const std::exception& e) {
     GST_ELEMENT_WARNING(self, STREAM, FAILED, ("Could not synthesize a text buffer; skipping it"),
-                        ("'%s': %s", item.text.c_str(), e.what()));
+                        ("'%s': %s", gstvoxcpm::excerpt(item.text).c_str(), e.what()));
+    if (timed && GST_CLOCK_TIME_IS_VALID(item.duration))  // its cue passes in silence
+      push_gap_until(self, time_to_sample(item.pts + item.duration, rate));
     return GST_FLOW_OK;
   }
   report.seed = utt->seed();
@@ -322,7 +337,8 @@ static GstFlowReturn synthesize(GstVoxcpmTts* self, const Item& item) {
       GST_DEBUG_OBJECT(self, "utterance cancelled by a flush");
       return GST_FLOW_FLUSHING;
     } catch (const std::exception& e) {
-      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Speech synthesis failed"), ("'%s': %s", item.text.c_str(), e.what()));
+      GST_ELEMENT_ERROR(self, STREAM, FAILED, ("Speech synthesis failed"),
+                        ("'%s': %s", gstvoxcpm::excerpt(item.text).c_str(), e.what()));
       return GST_FLOW_ERROR;
     }
     const auto t1 = clock::now();
@@ -450,6 +466,10 @@ static void tts_loop(GstVoxcpmTts* self) {
     case Item::Kind::Text: ret = synthesize(self, item); break;
     case Item::Kind::Event: ret = handle_event(self, item.event); break;
     case Item::Kind::Drain: {
+      {
+        std::lock_guard<std::mutex> lk(p->lock);
+        if (item.drain->done) break;  // already answered FALSE: its query is gone
+      }
       const bool result = gst_pad_peer_query(self->srcpad, item.drain->query);
       std::lock_guard<std::mutex> lk(p->lock);
       item.drain->result = result;
@@ -463,7 +483,10 @@ static void tts_loop(GstVoxcpmTts* self) {
   GST_DEBUG_OBJECT(self, "pausing task: %s", gst_flow_get_name(ret));
   {
     std::lock_guard<std::mutex> lk(p->lock);
-    if (!p->flushing) p->srcresult = ret;  // upstream's next chain() returns it
+    if (!p->flushing) {
+      p->srcresult = ret;  // upstream's next chain() returns it
+      fail_drains_locked(p);  // nothing will be spoken until a flush: do not keep upstream waiting
+    }
   }
   if (ret == GST_FLOW_NOT_LINKED || ret < GST_FLOW_EOS) {
     if (ret != GST_FLOW_ERROR) GST_ELEMENT_FLOW_ERROR(self, ret);  // ERROR was posted where it arose
@@ -501,17 +524,16 @@ static GstFlowReturn sink_chain(GstPad*, GstObject* parent, GstBuffer* buf) {
                                         &problem);
   gst_buffer_unmap(buf, &map);
   gst_buffer_unref(buf);
-  if (!ok) {  // one bad buffer should not stop a live caption stream: warn and drop it
-    GST_ELEMENT_WARNING(self, STREAM, DECODE, ("Dropping a text buffer that is not valid UTF-8"),
+  if (!ok)  // one bad buffer should not stop a live caption stream: warn, drop it, say nothing
+    GST_ELEMENT_WARNING(self, STREAM, DECODE, ("Dropping a text buffer that is not valid UTF-8 text or too long"),
                         ("%s", problem.c_str()));
-    return GST_FLOW_OK;
-  }
   if (item.text.empty()) {  // nothing to say: keep the timeline moving
     if (GST_CLOCK_TIME_IS_VALID(item.pts))
       enqueue(self, event_item(gst_event_new_gap(item.pts, item.duration)));
     return GST_FLOW_OK;
   }
-  GST_LOG_OBJECT(self, "queueing '%s' at %" GST_TIME_FORMAT, item.text.c_str(), GST_TIME_ARGS(item.pts));
+  GST_LOG_OBJECT(self, "queueing '%s' at %" GST_TIME_FORMAT, gstvoxcpm::excerpt(item.text).c_str(),
+                 GST_TIME_ARGS(item.pts));
   return enqueue(self, std::move(item)) ? GST_FLOW_OK : GST_FLOW_FLUSHING;
 }
 
@@ -528,12 +550,15 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
     }
     case GST_EVENT_FLUSH_STOP: {
       const gboolean ret = gst_pad_push_event(self->srcpad, event);
+      // A seek's FLUSH_STOP may arrive after a change to READY deactivated the source pad (pads
+      // deactivate source first): restarting the task then would leave it running in READY. The
+      // pad's mode goes to NONE before src_activate_mode() takes `lock` to stop the task, so
+      // checking and starting under `lock` cannot miss a deactivation.
+      std::lock_guard<std::mutex> lk(p->lock);
+      if (!gst_pad_is_active(self->srcpad)) return ret;
       reset_stream_state(self);  // the task is paused: its state is ours to reset
-      {
-        std::lock_guard<std::mutex> lk(p->lock);
-        p->flushing = false;
-        p->srcresult = GST_FLOW_OK;
-      }
+      p->flushing = false;
+      p->srcresult = GST_FLOW_OK;
       gst_pad_start_task(self->srcpad, reinterpret_cast<GstTaskFunction>(tts_loop), self, nullptr);
       return ret;
     }
@@ -573,9 +598,13 @@ static gboolean sink_query(GstPad* pad, GstObject* parent, GstQuery* query) {
   item.drain = std::make_shared<DrainWait>();
   item.drain->query = query;
   std::shared_ptr<DrainWait> wait = item.drain;
-  if (!enqueue(self, std::move(item))) return FALSE;
-  // Only `done` ends the wait: the task may still be using `query` (a flush marks queued drains done).
   std::unique_lock<std::mutex> lk(p->lock);
+  // A task stopped by a flow error (downstream EOS, not linked...) would never answer it.
+  if (p->flushing || p->srcresult != GST_FLOW_OK) return FALSE;
+  p->queue.push_back(std::move(item));
+  p->cond.notify_all();
+  // Only `done` ends the wait: the task may still be using `query` (a flush or a flow error marks
+  // queued drains done).
   p->cond.wait(lk, [&] { return wait->done; });
   return wait->result;
 }

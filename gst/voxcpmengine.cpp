@@ -3,6 +3,8 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 
+#include <sys/stat.h>
+
 #include <sstream>
 
 #include "voxcpm/error.h"
@@ -53,6 +55,10 @@ std::shared_ptr<const voxcpm::Model> load_model(const ModelRequest& request, Mod
   } catch (const std::exception& e) {
     throw LoadError(true, e.what());
   }
+  const std::string tokenizer = request.path + "/tokenizer.json";  // read later, by the tokenizer
+  struct stat st {};
+  if (stat(tokenizer.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw LoadError(true, tokenizer + ": tokenizer not found");
   std::shared_ptr<const voxcpm::Model> model;
   try {
     voxcpm::LoadOptions lo;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "voxcpm/threads.h"
+
 namespace voxcpm {
 class Model;
 class Synthesis;
@@ -48,7 +50,7 @@ struct UtteranceOptions {
   int64_t min_len = 2, max_len = 4096;
   bool normalize = true;
   std::string prompt_wav_path, prompt_text, reference_wav_path;
-  int n_threads = 0;  // 0: every CPU the process may use
+  int n_threads = 0;  // 0: available CPUs shared among running utterances
 };
 
 // Empty if the options suit the model, else a message naming the bad option or file.
@@ -71,6 +73,7 @@ class Utterance {
 
  private:
   std::unique_ptr<voxcpm::Synthesis> syn_;
+  voxcpm::CpuShare cpu_share_;  // n-threads 0 divides the CPUs among running utterances
   int n_threads_ = 0;
 };
 

@@ -84,7 +84,7 @@ void SharedState::install_properties(GObjectClass* klass) {
                                                     GST_TYPE_VOXCPM_DTYPE, GST_VOXCPM_DTYPE_AUTO, kReady));
   g_object_class_install_property(
       klass, PROP_N_THREADS,
-      g_param_spec_int("n-threads", "Threads", "CPU threads for synthesis (0: every CPU the process may use)", 0, 1024, 0,
+      g_param_spec_int("n-threads", "Threads", "CPU threads for synthesis (0: the CPUs the process may use, shared among running utterances)", 0, 1024, 0,
                        kPlaying));
   g_object_class_install_property(
       klass, PROP_INFERENCE_TIMESTEPS,

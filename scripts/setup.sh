@@ -14,6 +14,7 @@ packages=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice ffmpeg
   gir1.2-gst-plugins-bad-1.0   # GstWebRTC typelib for examples/webrtc
   gnuplot-nox                  # voxcpm-bench's PNG plots (optional at run time)
+  clang-14 libclang-rt-14-dev  # fuzz/: libFuzzer targets with ASan+UBSan (meson -Dfuzzing=true)
 )
 
 missing=()

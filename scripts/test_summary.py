@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Counts individual test cases from meson's test log (gtest cases, or whole tests otherwise)
-and prints the closing line `N passed, N failed, N skipped`."""
+"""Counts individual test cases from meson's test logs (gtest cases, or whole tests otherwise)
+and prints the closing line `N passed, N failed, N skipped` over all of them.
+Usage: test_summary.py TESTLOG.json... (a missing log, i.e. a build that failed, counts as one failure)."""
 import json
 import os
 import sys
 import xml.etree.ElementTree as ET
 
-log = sys.argv[1]
 passed = failed = skipped = 0
-with open(log) as f:
-    entries = [json.loads(line) for line in f if line.strip()]
-for e in entries:
+entries = []  # (log, entry)
+for log in sys.argv[1:]:
+    if not os.path.exists(log):
+        print(f"test_summary: {log} missing (its build failed?): counted as one failure", file=sys.stderr)
+        failed += 1
+        continue
+    with open(log) as f:
+        entries += [(log, json.loads(line)) for line in f if line.strip()]
+for log, e in entries:
     result = e.get("result")
     name = e["name"].split(" / ")[-1]  # "project:suite / name" once suites exist
     xml_path = os.path.join(os.path.dirname(os.path.dirname(log)), name + ".xml")

@@ -24,6 +24,8 @@ Tiny load_tiny(const std::string& version) { return test::load_tiny_parts(versio
 struct CfmCase {
   std::string version, name;
 };
+// Without it gtest prints a parameter as its raw bytes, unused (uninitialised) string bytes included.
+void PrintTo(const CfmCase& c, std::ostream* os) { *os << c.version << "/" << c.name; }
 
 class CfmGolden : public ::testing::TestWithParam<CfmCase> {};
 

@@ -658,4 +658,23 @@ TEST_F(TensorFiles, WeightsNameFileAndTensorInErrors) {
   EXPECT_ERROR(vae.weight_norm("other", {2, 1, 4}, at::kFloat), zp, "'other.weight_v'");
 }
 
+// ---- regressions found by fuzz/fuzz_torch_zip (each also a seed in fuzz/seeds/fuzz_torch_zip) ----
+
+// A storage at a misaligned offset is copied instead of mapped; for an empty one the copy must not
+// memcpy into the null data pointer of the empty tensor (UBSan: empty-misaligned-storage.pth).
+TEST_F(TensorFiles, EmptyStorageAtEveryAlignment) {
+  TensorSpec t;
+  t.numel = 0;
+  t.size = {0};
+  t.stride = {1};
+  const std::string p = path("empty.pth");
+  for (int pad = 0; pad < 4; ++pad) {  // shifts ck/data/0 through every offset modulo 4
+    SCOPED_TRACE("pad " + std::to_string(pad));
+    spit(p, make_zip({{"ck/data.pkl", state_dict_pickle(t)}, {"ck/pad", std::string(pad, 'x')}, {"ck/data/0", ""}}));
+    TensorMap m = voxcpm::read_torch_zip(p);
+    ASSERT_EQ(m.count("w"), 1u);
+    EXPECT_EQ(m.at("w").sizes(), at::IntArrayRef({0}));
+  }
+}
+
 }  // namespace

@@ -12,6 +12,26 @@ namespace voxcpm {
 
 enum class Architecture { VoxCPM, VoxCPM2 };  // "voxcpm" (0.5B and 1.5), "voxcpm2"
 
+// Sanity limits of config.json values, far above every published model (VoxCPM2 in brackets), so
+// that a hostile or corrupt config fails at parse time instead of making us allocate from it.
+namespace config_limits {
+constexpr int64_t kWidth = 65536;              // hidden_size, hidden_dim, encoder/decoder_dim (2048)
+constexpr int64_t kFfn = 262144;               // intermediate_size, ffn_dim (6144)
+constexpr int64_t kLayers = 1024;              // num_hidden_layers, num_layers (28)
+constexpr int64_t kHeads = 1024;               // attention and key/value heads (16)
+constexpr int64_t kHeadDim = 4096;             // kv_channels (128)
+constexpr int64_t kVocab = int64_t{1} << 24;   // vocab_size (73448)
+constexpr int64_t kPositions = int64_t{1} << 20;  // max_position_embeddings, max_length (32768, 8192)
+constexpr int64_t kRopeElements = int64_t{1} << 24;  // positions x head_dim of one RoPE table (2^22)
+constexpr int64_t kPatch = 64;                 // patch_size (4)
+constexpr int64_t kFeat = 4096;                // feat_dim, latent_dim (64)
+constexpr int64_t kRate = 1000000;             // sample rates in Hz (48000)
+constexpr int64_t kRateFactor = 1024;          // one encoder/decoder rate (8)
+constexpr size_t kRates = 16;                  // encoder/decoder rates per list (6)
+constexpr int64_t kHop = 65536;                // product of a rate list (1920)
+constexpr size_t kListEntries = 65536;         // other lists (rope factors: head_dim/2)
+}  // namespace config_limits
+
 struct RopeScaling {
   std::string type;  // "longrope" (informational)
   std::vector<double> long_factor, short_factor;
@@ -94,7 +114,8 @@ struct ModelConfig {
   int64_t samples_per_patch() const { return patch_size * audio_vae.decode_hop_length(); }
   int64_t sample_rate() const { return audio_vae.out_sample_rate; }
 
-  // Throws voxcpm::Error naming the file and the key on any missing or ill-typed key.
+  // Throws voxcpm::Error naming the file and the key on any missing or ill-typed key, and on values
+  // outside config_limits.
   static ModelConfig load(const std::string& path);
   static ModelConfig parse(const std::string& json_text, const std::string& source);
 };

@@ -84,7 +84,9 @@ TensorMap read_safetensors(const std::string& path) {
   const size_t data_size = map->size - data_start;
 
   TensorMap out;
-  for (const auto& [name, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    const std::string& name = item.key();  // no structured binding: clang cannot capture one in `bad`
+    const nlohmann::json& info = item.value();
     if (name == "__metadata__") continue;
     auto bad = [&](const std::string& what) { return Error(path + ": tensor '" + name + "': " + what); };
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))

@@ -428,7 +428,7 @@ TensorMap read_torch_zip(const std::string& path) {
       t = at::from_blob(ptr, {numel}, [keep](void*) {}, at::TensorOptions().dtype(type));
     } else {  // other writers may not align storages: copy rather than hand out misaligned data
       t = at::empty({numel}, at::TensorOptions().dtype(type));
-      std::memcpy(t.data_ptr(), ptr, bytes);
+      if (bytes) std::memcpy(t.data_ptr(), ptr, bytes);  // an empty tensor's data_ptr() is null
     }
     storages[key] = {t, type};
     return t;

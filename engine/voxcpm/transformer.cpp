@@ -127,7 +127,6 @@ Transformer::Transformer(const Weights& w, const std::string& prefix, const Tran
   kv_heads_ = cfg.num_key_value_heads;
   head_dim_ = cfg.head_dim();
   attn_scale_ = 1.0 / std::sqrt(static_cast<double>(head_dim_));
-  if (!cfg.no_rope) std::tie(cos_, sin_) = rope_tables(cfg, head_dim_, name_, o);
   depth_scale_ = cfg.scale_depth / std::sqrt(static_cast<double>(cfg.num_hidden_layers));
 
   const at::TensorOptions t = o.tensor();
@@ -150,6 +149,8 @@ Transformer::Transformer(const Weights& w, const std::string& prefix, const Tran
     layers_.push_back(std::move(l));
   }
   norm_ = w.get(prefix + ".norm.weight", {H}, t);
+  // Built from the config alone: only once the weights agreed with it (a corrupt config fails above).
+  if (!cfg.no_rope) std::tie(cos_, sin_) = rope_tables(cfg, head_dim_, name_, o);
 }
 
 at::Tensor Transformer::embed(const at::Tensor& ids) const {

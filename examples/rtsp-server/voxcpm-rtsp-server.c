@@ -173,6 +173,8 @@ int main(int argc, char **argv) {
   g_queue_clear_full(&s.pending, g_free);
   g_io_channel_unref(in);
   g_object_unref(server);
+  /* A media whose last client just left is unprepared on a pool thread: wait for those tasks too. */
+  gst_rtsp_thread_pool_cleanup();
   g_main_loop_unref(s.loop);
   g_string_free(launch, TRUE);
   g_free(service);

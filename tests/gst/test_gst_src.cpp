@@ -24,7 +24,10 @@ class SrcTest : public ::testing::Test {
     if (h) gst_harness_teardown(h);
     delete rec;
     if (src) gst_object_unref(src);
-    if (bus) gst_object_unref(bus);
+    if (bus) {
+      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
+      gst_object_unref(bus);
+    }
   }
   // voxcpmsrc with `properties` in a harness, recording its output; not started yet.
   void create(const std::string& properties) {

@@ -34,7 +34,10 @@ class TtsTest : public ::testing::Test {
     if (h) gst_harness_teardown(h);
     delete rec;
     if (tts) gst_object_unref(tts);
-    if (bus) gst_object_unref(bus);
+    if (bus) {
+      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
+      gst_object_unref(bus);
+    }
   }
 
   // voxcpmtts with `properties` in a harness (playing), text caps set, recording its output.
@@ -491,6 +494,7 @@ void expect_load_error(const char* factory, const std::string& dir, GstResourceE
   g_free(debug);
   gst_message_unref(m);
   gst_element_set_state(el, GST_STATE_NULL);
+  gst_bus_set_flushing(bus, TRUE);  // its messages hold the element, which holds the bus
   gst_object_unref(el);
   gst_object_unref(bus);
 }
@@ -541,6 +545,7 @@ TEST(TtsModel, BadSettingsFailReadyToPaused) {
     g_free(debug);
     gst_message_unref(m);
     gst_element_set_state(el, GST_STATE_NULL);
+    gst_bus_set_flushing(bus, TRUE);  // its messages hold the element, which holds the bus
     gst_object_unref(el);
     gst_object_unref(bus);
   }
@@ -598,6 +603,7 @@ TEST(TtsProperties, ValidatedAndModelInfoAfterReady) {
   EXPECT_EQ(std::string(path), tiny_v15());
   g_free(path);
   gst_element_set_state(el, GST_STATE_NULL);
+  gst_bus_set_flushing(bus, TRUE);  // its messages hold the element, which holds the bus
   gst_object_unref(el);
   gst_object_unref(bus);
 }
