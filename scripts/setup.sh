@@ -15,6 +15,7 @@ packages=(
   gir1.2-gst-plugins-bad-1.0   # GstWebRTC typelib for examples/webrtc
   gnuplot-nox                  # voxcpm-bench's PNG plots (optional at run time)
   clang-14 libclang-rt-14-dev  # fuzz/: libFuzzer targets with ASan+UBSan (meson -Dfuzzing=true)
+  valgrind                     # scripts/memcheck.sh: memcheck over the engine tests
 )
 
 missing=()
