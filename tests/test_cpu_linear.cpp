@@ -73,15 +73,23 @@ TEST(CpuLinear, Bfloat16PanelsGiveTheFloat32ResultOfTheSameValues) {
 
 TEST(CpuLinear, ThreadCountDoesNotChangeTheResult) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
-  const at::Tensor w = at::randn({300, 96}), x = at::randn({18, 96}), b = at::randn({300});
-  const at::Tensor packed = cpu::pack_linear_weight(w);
-  const int before = at::get_num_threads();
-  at::set_num_threads(1);
-  const at::Tensor one = cpu::packed_linear(x, packed, 300, b);
-  at::set_num_threads(2);
-  const at::Tensor two = cpu::packed_linear(x, packed, 300, b);
-  at::set_num_threads(before);
-  EXPECT_TRUE(at::equal(one, two)) << "each output is one sum in a fixed order, whoever computes it";
+  // Many panels (split over panels) and few panels over many rows (split over row blocks too).
+  for (auto [n, m] : {std::pair<int64_t, int64_t>{300, 18}, {64, 1000}, {20, 333}}) {
+    const at::Tensor w = at::randn({n, 96}), x = at::randn({m, 96}), b = at::randn({n});
+    const at::Tensor packed = cpu::pack_linear_weight(w);
+    const int before = at::get_num_threads();
+    at::set_num_threads(1);
+    const at::Tensor one = cpu::packed_linear(x, packed, n, b);
+    const at::Tensor one_cf = cpu::packed_linear_channels_first(x.t().contiguous(), packed, n, b);
+    at::set_num_threads(2);
+    const at::Tensor two = cpu::packed_linear(x, packed, n, b);
+    const at::Tensor two_cf = cpu::packed_linear_channels_first(x.t().contiguous(), packed, n, b);
+    at::set_num_threads(before);
+    EXPECT_TRUE(at::equal(one, two)) << "n " << n << " m " << m << ": one sum in a fixed order, whoever computes it";
+    EXPECT_TRUE(at::equal(one_cf, two_cf)) << "n " << n << " m " << m;
+    EXPECT_TRUE(at::equal(one, one_cf.t())) << "n " << n << " m " << m;
+    EXPECT_LT(rel_err(two, reference(x, w, b)), 1e-5) << "n " << n << " m " << m;
+  }
 }
 
 TEST(CpuLinear, MisuseIsAnError) {

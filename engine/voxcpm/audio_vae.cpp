@@ -8,6 +8,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "voxcpm/cpu_linear.h"
+#include "voxcpm/cpu_vae_kernels.h"
 #include "voxcpm/error.h"
 
 namespace voxcpm {
@@ -19,8 +20,10 @@ using History = std::vector<at::Tensor>;
 // Snake(x) = x + 1/(alpha + 1e-9) * sin(alpha x)^2, in the official op order.
 struct Snake {
   at::Tensor alpha, inv_alpha;  // [1, C, 1]
+  bool cpu_kernel = false;      // one fused pass (cpu_vae_kernels.h) on AVX2 CPUs
 
   at::Tensor operator()(const at::Tensor& x) const {
+    if (cpu_kernel) return cpu::snake(x.contiguous(), alpha, inv_alpha);
     at::Tensor s = at::sin(alpha * x);
     return s.mul_(s).mul_(inv_alpha).add_(x);
   }
@@ -34,9 +37,12 @@ struct CausalConv {
   int slot = -1;  // History slot when used by the stateful decoder
   at::Tensor packed;  // 1x1 convs on AVX2 CPUs: the weight packed for cpu::packed_linear (weight undefined)
   int64_t out_channels = 0;
+  bool depthwise_kernel = false;  // depthwise convs on AVX2 CPUs: cpu::depthwise_conv1d
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
     if (packed.defined()) {  // a 1x1 conv is W x + b per sequence
+      if (x.size(0) == 1)
+        return cpu::packed_linear_channels_first(x[0], packed, out_channels, bias).unsqueeze(0);
       std::vector<at::Tensor> ys;
       for (int64_t b = 0; b < x.size(0); ++b)
         ys.push_back(cpu::packed_linear_channels_first(x[b], packed, out_channels, bias));
@@ -52,6 +58,7 @@ struct CausalConv {
         xp = at::constant_pad_nd(x, {left_pad, 0});
       }
     }
+    if (depthwise_kernel) return cpu::depthwise_conv1d(xp.contiguous(), weight, bias, dilation);
     const int64_t no_pad = 0;
     return at::conv1d(xp, weight, bias, at::IntArrayRef(stride), at::IntArrayRef(no_pad), at::IntArrayRef(dilation),
                       groups);
@@ -145,6 +152,7 @@ struct LayerLoader {
     Snake s;
     s.alpha = w.get(name + ".alpha", {1, c, 1}, opts);
     s.inv_alpha = (s.alpha + 1e-9).reciprocal();
+    s.cpu_kernel = packs(s.alpha);
     return s;
   }
 
@@ -162,6 +170,7 @@ struct LayerLoader {
       c.out_channels = cout;
       c.weight = at::Tensor();
     }
+    c.depthwise_kernel = groups == cin && groups == cout && stride == 1 && packs(c.weight);
     if (slot_shapes && left_pad > 0) {
       c.slot = static_cast<int>(slot_shapes->size());
       slot_shapes->push_back({cin, left_pad});

@@ -92,15 +92,36 @@ void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len
   }
 }
 
+// Work is split over panels, and also over blocks of rows when there are too few panels to keep
+// every thread busy (the AudioVAE's 64-channel convs over thousands of frames). Each output is
+// still one sum over k in order, so any split gives the same bits.
 template <class W>
 void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, int64_t panels, int64_t n,
                    const float* bias, float* y, int64_t ys_m, int64_t ys_n) {
-  at::parallel_for(0, panels, 4, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t j0 = p * kPanel;
-      const W* next = p + 1 < p1 ? wp + (p + 1) * k_len * kPanel : nullptr;
-      panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y + j0 * ys_n, ys_m, ys_n, std::min(kPanel, n - j0),
-                 bias ? bias + j0 : nullptr, next);
+  const int64_t want_tasks = 4 * static_cast<int64_t>(at::get_num_threads());
+  int64_t m_block = m_len;
+  if (panels < want_tasks && m_len >= 48) {
+    const int64_t blocks = std::min((want_tasks + panels - 1) / panels, m_len / 24);
+    m_block = ((m_len + blocks - 1) / blocks + 5) / 6 * 6;
+  }
+  const int64_t m_blocks = (m_len + m_block - 1) / m_block;
+  if (m_blocks == 1) {
+    at::parallel_for(0, panels, 4, [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t j0 = p * kPanel;
+        const W* next = p + 1 < p1 ? wp + (p + 1) * k_len * kPanel : nullptr;
+        panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y + j0 * ys_n, ys_m, ys_n,
+                   std::min(kPanel, n - j0), bias ? bias + j0 : nullptr, next);
+      }
+    });
+    return;
+  }
+  at::parallel_for(0, panels * m_blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t p = t / m_blocks, m0 = (t % m_blocks) * m_block, j0 = p * kPanel;
+      panel_rows(wp + p * k_len * kPanel, xt + m0, m_len, std::min(m_block, m_len - m0), k_len,
+                 y + m0 * ys_m + j0 * ys_n, ys_m, ys_n, std::min(kPanel, n - j0), bias ? bias + j0 : nullptr,
+                 static_cast<const W*>(nullptr));
     }
   });
 }

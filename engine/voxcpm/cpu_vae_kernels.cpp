@@ -1,0 +1,142 @@
+#include "voxcpm/cpu_vae_kernels.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include "voxcpm/cpu_linear.h"
+#include "voxcpm/error.h"
+#include "voxcpm/weights.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define VOXCPM_VAE_KERNELS 1
+#include <immintrin.h>
+#define VOXCPM_AVX2 __attribute__((target("avx2,fma")))
+#endif
+
+namespace voxcpm::cpu {
+namespace {
+
+#ifdef VOXCPM_VAE_KERNELS
+// sin(t)² for eight lanes. t is reduced by multiples of π (sin² has period π, so the parity of
+// the multiple does not matter) to r in [−π/2, π/2] with a two-part π and FMA, then sin r is its
+// Taylor series to r¹¹ (truncation below 6e-8 on that interval: within an ulp or two of libm).
+// Lanes beyond 2¹⁶ (where the reduction would lose bits) or not finite take std::sin.
+VOXCPM_AVX2 inline __m256 sin_squared8(__m256 t) {
+  const float pi_hi = static_cast<float>(M_PI);
+  const float pi_lo = static_cast<float>(M_PI - static_cast<double>(pi_hi));
+  const __m256 abs_t = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), t);
+  if (_mm256_movemask_ps(_mm256_cmp_ps(abs_t, _mm256_set1_ps(65536.0f), _CMP_NLT_UQ))) {
+    alignas(32) float v[8];
+    _mm256_store_ps(v, t);
+    for (float& e : v) e = std::sin(e) * std::sin(e);
+    return _mm256_load_ps(v);
+  }
+  const __m256 q = _mm256_round_ps(_mm256_mul_ps(t, _mm256_set1_ps(static_cast<float>(M_1_PI))),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(q, _mm256_set1_ps(pi_hi), t);
+  r = _mm256_fnmadd_ps(q, _mm256_set1_ps(pi_lo), r);
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  __m256 p = _mm256_set1_ps(static_cast<float>(-1.0 / 39916800.0));
+  p = _mm256_fmadd_ps(p, r2, _mm256_set1_ps(static_cast<float>(1.0 / 362880.0)));
+  p = _mm256_fmadd_ps(p, r2, _mm256_set1_ps(static_cast<float>(-1.0 / 5040.0)));
+  p = _mm256_fmadd_ps(p, r2, _mm256_set1_ps(static_cast<float>(1.0 / 120.0)));
+  p = _mm256_fmadd_ps(p, r2, _mm256_set1_ps(static_cast<float>(-1.0 / 6.0)));
+  const __m256 s = _mm256_fmadd_ps(_mm256_mul_ps(p, r2), r, r);
+  return _mm256_mul_ps(s, s);
+}
+
+VOXCPM_AVX2 inline __m256 snake8(__m256 x, __m256 a, __m256 inv_a) {
+  return _mm256_fmadd_ps(sin_squared8(_mm256_mul_ps(a, x)), inv_a, x);
+}
+
+VOXCPM_AVX2 void snake_row(const float* x, float* y, int64_t len, float a, float inv_a) {
+  const __m256 av = _mm256_set1_ps(a), iv = _mm256_set1_ps(inv_a);
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) _mm256_storeu_ps(y + j, snake8(_mm256_loadu_ps(x + j), av, iv));
+  if (j < len) {  // the tail through the same lanes: a frame's value never depends on where it falls
+    alignas(32) float buf[8] = {};
+    std::copy(x + j, x + len, buf);
+    _mm256_store_ps(buf, snake8(_mm256_load_ps(buf), av, iv));
+    std::copy(buf, buf + (len - j), y + j);
+  }
+}
+
+// One output row of the depthwise conv: K taps, eight outputs per step.
+VOXCPM_AVX2 void depthwise_row(const float* x, float* y, int64_t len, const float* w, int64_t taps, float b,
+                               int64_t d) {
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    __m256 acc = _mm256_set1_ps(b);
+    for (int64_t k = 0; k < taps; ++k) acc = _mm256_fmadd_ps(_mm256_set1_ps(w[k]), _mm256_loadu_ps(x + j + k * d), acc);
+    _mm256_storeu_ps(y + j, acc);
+  }
+  for (; j < len; ++j) {
+    float acc = b;
+    for (int64_t k = 0; k < taps; ++k) acc = std::fma(w[k], x[j + k * d], acc);
+    y[j] = acc;
+  }
+}
+#endif
+
+void check_input(const char* fn, const at::Tensor& x) {
+  if (!packed_linear_supported()) throw Error(std::string(fn) + ": this CPU lacks AVX2/FMA");
+  if (!x.defined() || x.dim() != 3 || x.scalar_type() != at::kFloat || !x.device().is_cpu() || !x.is_contiguous())
+    throw Error(std::string(fn) + ": input must be contiguous float32 [B, C, L] on the CPU, got " +
+                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+}
+
+void check_per_channel(const char* fn, const char* what, const at::Tensor& t, int64_t numel) {
+  if (!t.defined() || t.numel() != numel || t.scalar_type() != at::kFloat || !t.device().is_cpu() ||
+      !t.is_contiguous())
+    throw Error(std::string(fn) + ": " + what + " must be contiguous float32 with " + std::to_string(numel) +
+                " values");
+}
+
+}  // namespace
+
+at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha) {
+  check_input("snake", x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
+  check_per_channel("snake", "alpha", alpha, C);
+  check_per_channel("snake", "inv_alpha", inv_alpha, C);
+  at::Tensor y = at::empty_like(x);
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) snake_row(xp + r * L, yp + r * L, L, a[r % C], ia[r % C]);
+  });
+#endif
+  return y;
+}
+
+at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation) {
+  check_input("depthwise_conv1d", x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
+  if (!w.defined() || w.dim() != 3 || w.size(0) != C || w.size(1) != 1 || w.scalar_type() != at::kFloat ||
+      !w.is_contiguous() || dilation < 1)
+    throw Error("depthwise_conv1d: weight must be contiguous float32 [" + std::to_string(C) +
+                ", 1, K] and dilation positive");
+  check_per_channel("depthwise_conv1d", "bias", bias, C);
+  const int64_t taps = w.size(2), out_len = L - (taps - 1) * dilation;
+  if (out_len < 0)
+    throw Error("depthwise_conv1d: input of " + std::to_string(L) + " frames is shorter than the kernel's reach");
+  at::Tensor y = at::empty({B, C, out_len}, x.options());
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(out_len * taps, 1)),
+                   [&](int64_t r0, int64_t r1) {
+                     for (int64_t r = r0; r < r1; ++r)
+                       depthwise_row(xp + r * L, yp + r * out_len, out_len, wp + (r % C) * taps, taps, bp[r % C],
+                                     dilation);
+                   });
+#endif
+  return y;
+}
+
+}  // namespace voxcpm::cpu

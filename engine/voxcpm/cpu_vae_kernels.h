@@ -1,0 +1,20 @@
+// The AudioVAE's elementwise and depthwise work on the CPU, where ATen spends more time than the
+// decoder's matrix products: Snake as five tensor passes around a libm-accurate sine, and the
+// dilated depthwise k7 conv through a generic convolution backend. Both kernels here make one
+// pass over the data (AVX2/FMA, parallel over channels) and agree with the ATen ops to float32
+// rounding; callers use the ATen ops where packed_linear_supported() is false or off the CPU.
+#pragma once
+
+#include <ATen/Tensor.h>
+
+namespace voxcpm::cpu {
+
+// Snake: y = x + inv_alpha · sin(alpha · x)², per channel. x [B, C, L] float32, contiguous;
+// alpha and inv_alpha [1, C, 1] float32. Returns a new tensor.
+at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha);
+
+// Depthwise conv1d without padding: y[b, c, j] = bias[c] + Σ_k w[c, 0, k] · x[b, c, j + k·dilation].
+// x [B, C, L] float32, contiguous; w [C, 1, K]; bias [C] → [B, C, L − (K−1)·dilation].
+at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation);
+
+}  // namespace voxcpm::cpu

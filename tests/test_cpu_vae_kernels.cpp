@@ -1,0 +1,121 @@
+// The AudioVAE's CPU kernels (cpu_vae_kernels.h) against double-precision references: Snake over
+// the argument range activations reach (and beyond, where the kernel falls back to std::sin),
+// every tail length, non-finite values; the depthwise conv against at::conv1d for the decoder's
+// dilations; thread counts; misuse.
+#include <cmath>
+#include <limits>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "voxcpm/cpu_linear.h"
+#include "voxcpm/cpu_vae_kernels.h"
+#include "voxcpm/error.h"
+
+using namespace voxcpm;
+
+namespace {
+
+at::Tensor snake_reference(const at::Tensor& x, const at::Tensor& alpha) {
+  const at::Tensor xd = x.to(at::kDouble), ad = alpha.to(at::kDouble);
+  const at::Tensor s = at::sin(ad * xd);
+  return xd + s * s / (ad + 1e-9);
+}
+
+double max_err(const at::Tensor& got, const at::Tensor& ref) { return (got.to(at::kDouble) - ref).abs().max().item<double>(); }
+
+}  // namespace
+
+TEST(CpuVaeKernels, SnakeMatchesTheDefinition) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU: the AudioVAE uses ATen ops";
+  at::manual_seed(5);
+  for (int64_t len : {1, 5, 8, 9, 15, 16, 17, 300}) {
+    for (double scale : {0.1, 3.0, 100.0, 3000.0}) {
+      const at::Tensor x = at::randn({2, 6, len}) * scale;
+      const at::Tensor alpha = at::rand({1, 6, 1}) * 4 + 0.05;
+      const at::Tensor inv = (alpha + 1e-9).reciprocal();
+      const at::Tensor y = cpu::snake(x, alpha, inv);
+      // Float32 inputs: the error is a few ulp of the argument's sine and of the sum.
+      const double tol = 4e-7 * (1 + x.abs().max().item<double>()) + 4e-6 * (1 / alpha.min().item<double>());
+      EXPECT_LT(max_err(y, snake_reference(x, alpha)), tol) << "len " << len << " scale " << scale;
+      // ATen's own float ops (the path off AVX2 CPUs) agree just as closely.
+      const at::Tensor s = at::sin(alpha * x);
+      EXPECT_LT(max_err(y, s * s * inv + x), tol) << "len " << len << " scale " << scale;
+    }
+  }
+}
+
+TEST(CpuVaeKernels, SnakeOfHugeAndNonFiniteValues) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const float inf = std::numeric_limits<float>::infinity();
+  const at::Tensor x = at::tensor({1e6f, -3e7f, 65536.5f, 1e30f, inf, -inf, NAN, 0.5f, 0.f}).view({1, 1, 9});
+  const at::Tensor alpha = at::ones({1, 1, 1}), inv = at::ones({1, 1, 1});
+  const at::Tensor y = cpu::snake(x, alpha, inv);
+  for (int64_t i = 0; i < 9; ++i) {
+    const double xi = x[0][0][i].item<double>();
+    const double want = std::isfinite(xi) ? xi + std::sin(static_cast<float>(xi)) * std::sin(static_cast<float>(xi))
+                                          : std::numeric_limits<double>::quiet_NaN();
+    const double got = y[0][0][i].item<double>();
+    if (std::isnan(want)) {
+      EXPECT_TRUE(std::isnan(got)) << "x " << xi << " gives " << got;
+    } else {
+      EXPECT_NEAR(got, want, 1e-6 * (1 + std::abs(xi))) << "x " << xi;
+    }
+  }
+}
+
+TEST(CpuVaeKernels, AFrameDoesNotDependOnWhereItFalls) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  // The stateful decoder sees frames in chunks: the vector tail must give the same bits.
+  const at::Tensor x = at::randn({1, 3, 37}), alpha = at::rand({1, 3, 1}) + 0.5, inv = (alpha + 1e-9).reciprocal();
+  const at::Tensor whole = cpu::snake(x, alpha, inv);
+  for (int64_t start : {0, 3, 8, 29, 36}) {
+    const at::Tensor part = cpu::snake(x.narrow(2, start, 37 - start).contiguous(), alpha, inv);
+    EXPECT_TRUE(at::equal(part, whole.narrow(2, start, 37 - start))) << "from frame " << start;
+  }
+}
+
+TEST(CpuVaeKernels, DepthwiseConvMatchesConv1d) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(7);
+  for (int64_t dilation : {1, 3, 9}) {
+    for (int64_t out_len : {0, 1, 7, 8, 9, 100}) {
+      const int64_t c = 5, len = out_len + 6 * dilation;
+      const at::Tensor x = at::randn({2, c, len}), w = at::randn({c, 1, 7}), b = at::randn({c});
+      const at::Tensor y = cpu::depthwise_conv1d(x, w, b, dilation);
+      ASSERT_EQ(y.sizes(), at::IntArrayRef({2, c, out_len}));
+      if (out_len == 0) continue;  // at::conv1d refuses an input no longer than the kernel's reach
+      const at::Tensor ref = at::conv1d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), at::IntArrayRef(1),
+                                        at::IntArrayRef(0), at::IntArrayRef(dilation), c);
+      EXPECT_LT(max_err(y, ref), 2e-5) << "dilation " << dilation << " out " << out_len;
+    }
+  }
+}
+
+TEST(CpuVaeKernels, ThreadCountDoesNotChangeTheResult) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const at::Tensor x = at::randn({1, 64, 3000}), alpha = at::rand({1, 64, 1}) + 0.5, inv = (alpha + 1e-9).reciprocal();
+  const at::Tensor w = at::randn({64, 1, 7}), b = at::randn({64});
+  const int before = at::get_num_threads();
+  at::set_num_threads(1);
+  const at::Tensor s1 = cpu::snake(x, alpha, inv), c1 = cpu::depthwise_conv1d(x, w, b, 3);
+  at::set_num_threads(2);
+  const at::Tensor s2 = cpu::snake(x, alpha, inv), c2 = cpu::depthwise_conv1d(x, w, b, 3);
+  at::set_num_threads(before);
+  EXPECT_TRUE(at::equal(s1, s2));
+  EXPECT_TRUE(at::equal(c1, c2));
+}
+
+TEST(CpuVaeKernels, MisuseIsAnError) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  const at::Tensor a = at::ones({1, 4, 1});
+  EXPECT_THROW(cpu::snake(at::randn({4, 10}), a, a), Error);                         // not [B, C, L]
+  EXPECT_THROW(cpu::snake(at::randn({1, 4, 10}).to(at::kDouble), a, a), Error);      // dtype
+  EXPECT_THROW(cpu::snake(at::randn({1, 4, 10}).transpose(1, 2), a, a), Error);      // strides
+  EXPECT_THROW(cpu::snake(at::randn({1, 5, 10}), a, a), Error);                      // channels
+  EXPECT_THROW(cpu::depthwise_conv1d(at::randn({1, 4, 5}), at::randn({4, 1, 7}), at::randn({4}), 1), Error);
+  EXPECT_THROW(cpu::depthwise_conv1d(at::randn({1, 4, 20}), at::randn({4, 2, 7}), at::randn({4}), 1), Error);
+  EXPECT_THROW(cpu::depthwise_conv1d(at::randn({1, 4, 20}), at::randn({4, 1, 7}), at::randn({3}), 1), Error);
+  EXPECT_THROW(cpu::depthwise_conv1d(at::randn({1, 4, 20}), at::randn({4, 1, 7}), at::randn({4}), 0), Error);
+}
