@@ -92,6 +92,23 @@ TEST(CpuLinear, ThreadCountDoesNotChangeTheResult) {
   }
 }
 
+TEST(CpuLinear, PhasesInterleaveInTime) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  // A transposed conv of stride s: output j = c·s + r lands at [c, m·s + r]; also over row blocks.
+  for (auto [s, m] : {std::pair<int64_t, int64_t>{7, 4}, {2, 3000}, {3, 50}, {1, 9}}) {
+    const int64_t n = 24 * s, k = 40;
+    const at::Tensor w = at::randn({n, k}), b = at::randn({n}), x = at::randn({k, m});
+    const at::Tensor packed = cpu::pack_linear_weight(w);
+    const at::Tensor plain = cpu::packed_linear_channels_first(x, packed, n, b);
+    const at::Tensor y = cpu::packed_linear_channels_first(x, packed, n, b, s);
+    ASSERT_EQ(y.sizes(), at::IntArrayRef({n / s, m * s}));
+    EXPECT_TRUE(at::equal(y, plain.view({n / s, s, m}).permute({0, 2, 1}).reshape({n / s, m * s}))) << "s " << s;
+  }
+  EXPECT_THROW(cpu::packed_linear_channels_first(at::randn({8, 3}), cpu::pack_linear_weight(at::randn({20, 8})), 20,
+                                                 at::Tensor(), 3),
+               Error);  // 20 outputs are not 3 phases
+}
+
 TEST(CpuLinear, MisuseIsAnError) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor packed = cpu::pack_linear_weight(at::randn({20, 8}));

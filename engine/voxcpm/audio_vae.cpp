@@ -85,11 +85,10 @@ struct CausalConvT {
       const at::Tensor shifted = at::cat({prev, x.narrow(2, 0, len - 1)}, 2);  // x_{j-1}
       if (h) (*h)[slot].copy_(x.narrow(2, len - 1, 1));
       const at::Tensor in = at::cat({x, shifted}, 1);  // [B, 2·Cin, L]
+      if (B == 1) return cpu::packed_linear_channels_first(in[0], packed, out_channels * s, phase_bias, s).unsqueeze(0);
       std::vector<at::Tensor> ys;
-      for (int64_t b = 0; b < B; ++b) {
-        const at::Tensor y = cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias);
-        ys.push_back(y.view({out_channels, s, len}).permute({0, 2, 1}).reshape({out_channels, len * s}));
-      }
+      for (int64_t b = 0; b < B; ++b)
+        ys.push_back(cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias, s));
       return at::stack(ys, 0);
     }
     at::Tensor xf = x;

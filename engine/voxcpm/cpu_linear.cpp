@@ -28,13 +28,21 @@ VOXCPM_AVX2 inline __m256 load8(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
 }
 
+// Where output (m, j) goes: y[m · row + (j / group) · group_stride + (j % group) · col]. Row-major
+// [M, N] is {N, 1, 1, 1}, channels-first [N, M] {1, 1, M, 1}; a transposed convolution's N = C·s
+// outputs whose s phases interleave in time ([C, M·s]) are {s, s, M·s, 1}.
+struct OutLayout {
+  int64_t row, group, group_stride, col;
+  int64_t at(int64_t j) const { return (j / group) * group_stride + (j % group) * col; }
+};
+
 // Outputs j0..j0+16 of RX consecutive rows: xt is x transposed ([K][M], offset to the first
 // row), panel is [K][16] of W (float or bfloat16 bits). 2·RX accumulators stay in registers.
 // Every `every` k-steps a 64-byte line of the next panel is prefetched from `prefetch` on (null:
 // none), so that the passes over this panel share fetching the next one while the FMAs run.
 template <int RX, class W>
-VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_t k_len, float* y, int64_t ys_m,
-                       int64_t ys_n, int64_t cols, const float* bias, const char* prefetch, int64_t every) {
+VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_t k_len, float* y, const OutLayout& o,
+                       int64_t j0, int64_t cols, const float* bias, const char* prefetch, int64_t every) {
   __m256 lo[RX], hi[RX];
 #pragma GCC unroll 6
   for (int r = 0; r < RX; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
@@ -64,30 +72,30 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
     _mm256_store_ps(out[r] + 8, hi[r]);
   }
   for (int r = 0; r < RX; ++r)
-    for (int64_t j = 0; j < cols; ++j) y[r * ys_m + j * ys_n] = bias ? out[r][j] + bias[j] : out[r][j];
+    for (int64_t j = 0; j < cols; ++j) y[r * o.row + o.at(j0 + j)] = bias ? out[r][j] + bias[j] : out[r][j];
 }
 
 // All rows against one panel, 6 at a time; pass c of `passes` prefetches its share of `next`.
-// xt is [K][m_stride] (column m0 onwards used), y[m * ys_m + j * ys_n] receives output (m, j).
+// xt is [K][m_stride] (column m0 onwards used); y points at row 0 of the outputs, panel at j0.
 template <class W>
 void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len, int64_t k_len, float* y,
-                int64_t ys_m, int64_t ys_n, int64_t cols, const float* bias, const W* next) {
+                const OutLayout& o, int64_t j0, int64_t cols, const float* bias, const W* next) {
   const int64_t passes = (m_len + 5) / 6;
   auto share = [&](int64_t c) {
     return next ? reinterpret_cast<const char*>(next + (c * k_len / passes) * kPanel) : nullptr;
   };
   int64_t m = 0, c = 0;
   for (; m + 6 <= m_len; m += 6, ++c)
-    micro<6>(panel, xt + m, m_stride, k_len, y + m * ys_m, ys_m, ys_n, cols, bias, share(c), passes);
+    micro<6>(panel, xt + m, m_stride, k_len, y + m * o.row, o, j0, cols, bias, share(c), passes);
   const char* pf = share(c);
   const float* xm = xt + m;
-  float* ym = y + m * ys_m;
+  float* ym = y + m * o.row;
   switch (m_len - m) {
-    case 5: micro<5>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
-    case 4: micro<4>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
-    case 3: micro<3>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
-    case 2: micro<2>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
-    case 1: micro<1>(panel, xm, m_stride, k_len, ym, ys_m, ys_n, cols, bias, pf, passes); break;
+    case 5: micro<5>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+    case 4: micro<4>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+    case 3: micro<3>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+    case 2: micro<2>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+    case 1: micro<1>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
     default: break;
   }
 }
@@ -97,7 +105,7 @@ void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len
 // still one sum over k in order, so any split gives the same bits.
 template <class W>
 void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, int64_t panels, int64_t n,
-                   const float* bias, float* y, int64_t ys_m, int64_t ys_n) {
+                   const float* bias, float* y, const OutLayout& o) {
   const int64_t want_tasks = 4 * static_cast<int64_t>(at::get_num_threads());
   int64_t m_block = m_len;
   if (panels < want_tasks && m_len >= 48) {
@@ -110,8 +118,8 @@ void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, i
       for (int64_t p = p0; p < p1; ++p) {
         const int64_t j0 = p * kPanel;
         const W* next = p + 1 < p1 ? wp + (p + 1) * k_len * kPanel : nullptr;
-        panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y + j0 * ys_n, ys_m, ys_n,
-                   std::min(kPanel, n - j0), bias ? bias + j0 : nullptr, next);
+        panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y, o, j0, std::min(kPanel, n - j0),
+                   bias ? bias + j0 : nullptr, next);
       }
     });
     return;
@@ -120,20 +128,19 @@ void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, i
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / m_blocks, m0 = (t % m_blocks) * m_block, j0 = p * kPanel;
       panel_rows(wp + p * k_len * kPanel, xt + m0, m_len, std::min(m_block, m_len - m0), k_len,
-                 y + m0 * ys_m + j0 * ys_n, ys_m, ys_n, std::min(kPanel, n - j0), bias ? bias + j0 : nullptr,
+                 y + m0 * o.row, o, j0, std::min(kPanel, n - j0), bias ? bias + j0 : nullptr,
                  static_cast<const W*>(nullptr));
     }
   });
 }
 
-// y = xt^T W^T + b over all panels, parallel; output (m, j) at y[m * ys_m + j * ys_n].
+// y = xt^T W^T + b over all panels, parallel; output (m, j) at y[m · o.row + o.at(j)].
 void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor& packed, int64_t n, const float* bias,
-                float* y, int64_t ys_m, int64_t ys_n) {
+                float* y, const OutLayout& o) {
   if (packed.scalar_type() == at::kBFloat16)
-    run_panels_as(xt, m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()), packed.size(0), n, bias, y,
-                  ys_m, ys_n);
+    run_panels_as(xt, m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()), packed.size(0), n, bias, y, o);
   else
-    run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, ys_m, ys_n);
+    run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, o);
 }
 #endif
 
@@ -190,25 +197,28 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t 
   // x transposed to [K][M]: the RX values a k-step broadcasts are adjacent.
   const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
   run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
-             y.data_ptr<float>(), n, 1);
+             y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
 #endif
   return y;
 }
 
 at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
-                                        const at::Tensor& bias) {
+                                        const at::Tensor& bias, int64_t phases) {
   check_packed("packed_linear_channels_first", packed, n, bias);
   const int64_t k_len = packed.size(1);
   if (!x.defined() || x.dim() != 2 || x.size(0) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
     throw Error("packed_linear_channels_first: input must be float32 [" + std::to_string(k_len) + ", M] on the CPU, got " +
                 (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+  if (phases < 1 || n % phases != 0)
+    throw Error("packed_linear_channels_first: " + std::to_string(n) + " outputs do not split into " +
+                std::to_string(phases) + " phases");
   const int64_t m_len = x.size(1);
-  at::Tensor y = at::empty({n, m_len}, x.options());
+  at::Tensor y = at::empty({n / phases, m_len * phases}, x.options());
   if (m_len == 0) return y;
 #ifdef VOXCPM_PACKED_LINEAR
   const at::Tensor xt = x.contiguous();
   run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
-             y.data_ptr<float>(), 1, m_len);
+             y.data_ptr<float>(), OutLayout{phases, phases, m_len * phases, 1});
 #endif
   return y;
 }
