@@ -39,7 +39,9 @@ struct OutLayout {
 // Outputs j0..j0+16 of RX consecutive rows: xt is x transposed ([K][M], offset to the first
 // row), panel is [K][16] of W (float or bfloat16 bits). 2·RX accumulators stay in registers.
 // Every `every` k-steps a 64-byte line of the next panel is prefetched from `prefetch` on (null:
-// none), so that the passes over this panel share fetching the next one while the FMAs run.
+// none), so that the passes over this panel share fetching the next one while the FMAs run. With
+// one pass (up to 6 rows: LM steps, LocEnc) the panel is used once and the line goes to L2 only:
+// measured 8–10% faster than into L1 at 1 and 5 rows, and 7% slower at 18 rows.
 template <int RX, class W>
 VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_t k_len, float* y, const OutLayout& o,
                        int64_t j0, int64_t cols, const float* bias, const char* prefetch, int64_t every) {
@@ -47,11 +49,15 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
 #pragma GCC unroll 6
   for (int r = 0; r < RX; ++r) lo[r] = hi[r] = _mm256_setzero_ps();
   // Lines of the next panel to fetch per k-step: one for float32, half a line for bfloat16.
+  const int64_t every_base = every;
   every = every * static_cast<int64_t>(64 / (kPanel * sizeof(W)));
   int64_t countdown = every;
   for (int64_t k = 0; k < k_len; ++k) {
     if (prefetch && --countdown == 0) {
-      _mm_prefetch(prefetch, _MM_HINT_T0);
+      if (every_base == 1)
+        _mm_prefetch(prefetch, _MM_HINT_T1);
+      else
+        _mm_prefetch(prefetch, _MM_HINT_T0);
       prefetch += 64;
       countdown = every;
     }
