@@ -109,6 +109,35 @@ TEST(CpuLinear, PhasesInterleaveInTime) {
                Error);  // 20 outputs are not 3 phases
 }
 
+TEST(CpuLinear, SeveralWeightsInOneCallGiveTheSameBits) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  // Q/K/V-like (uneven output counts, one not a multiple of the panel) and gate/up-like, both
+  // dtypes, one row (a decode step) and several.
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    for (int64_t m : {1, 5, 18}) {
+      const std::vector<int64_t> n = {64, 24, 40};
+      std::vector<at::Tensor> packed;
+      for (int64_t ni : n) packed.push_back(cpu::pack_linear_weight(at::randn({ni, 96}).to(dt)));
+      const at::Tensor x = at::randn({2, m, 96});
+      const at::Tensor y = cpu::packed_linears(x, packed, n);
+      ASSERT_EQ(y.sizes(), at::IntArrayRef({2, m, 128}));
+      int64_t off = 0;
+      for (size_t i = 0; i < n.size(); ++i) {
+        EXPECT_TRUE(at::equal(y.narrow(-1, off, n[i]), cpu::packed_linear(x, packed[i], n[i], at::Tensor())))
+            << "matrix " << i << " m " << m;
+        off += n[i];
+      }
+    }
+  }
+  const at::Tensor a = cpu::pack_linear_weight(at::randn({16, 8})), b = cpu::pack_linear_weight(at::randn({16, 9}));
+  EXPECT_THROW(cpu::packed_linears(at::randn({1, 8}), {a, b}, {16, 16}), Error);  // input widths differ
+  EXPECT_THROW(cpu::packed_linears(at::randn({1, 8}), {a, cpu::pack_linear_weight(at::randn({16, 8}).to(at::kBFloat16))},
+                                   {16, 16}),
+               Error);                                                                   // dtypes differ
+  EXPECT_THROW(cpu::packed_linears(at::randn({1, 8}), {a}, {16, 16}), Error);         // counts
+  EXPECT_THROW(cpu::packed_linears(at::randn({1, 7}), {a}, {16}), Error);             // x width
+}
+
 TEST(CpuLinear, MisuseIsAnError) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor packed = cpu::pack_linear_weight(at::randn({20, 8}));

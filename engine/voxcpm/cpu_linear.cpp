@@ -148,6 +148,33 @@ void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor&
   else
     run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, o);
 }
+
+// Several weights of the same input width against one x, as one parallel loop over all their
+// panels: one fork/join instead of one per matrix, and the weight stream (and its prefetch)
+// runs on from one matrix into the next. Matrix i's outputs start at column j_off[i].
+template <class W>
+void run_parts_as(const float* xt, int64_t m_len, int64_t k_len, const std::vector<const W*>& wps,
+                  const std::vector<int64_t>& ns, float* y, const OutLayout& o) {
+  std::vector<int64_t> first_panel{0}, j_off{0};
+  for (size_t i = 0; i < ns.size(); ++i) {
+    first_panel.push_back(first_panel.back() + (ns[i] + kPanel - 1) / kPanel);
+    j_off.push_back(j_off.back() + ns[i]);
+  }
+  auto locate = [&](int64_t p, size_t& i) {  // panel p of the concatenation → matrix i, its pointer
+    while (p >= first_panel[i + 1]) ++i;
+    return wps[i] + (p - first_panel[i]) * k_len * kPanel;
+  };
+  at::parallel_for(0, first_panel.back(), 4, [&](int64_t p0, int64_t p1) {
+    size_t i = 0, i_next = 0;
+    for (int64_t p = p0; p < p1; ++p) {
+      const W* panel = locate(p, i);
+      const W* next = p + 1 < p1 ? locate(p + 1, i_next) : nullptr;
+      const int64_t local_j = (p - first_panel[i]) * kPanel;
+      panel_rows(panel, xt, m_len, m_len, k_len, y, o, j_off[i] + local_j, std::min(kPanel, ns[i] - local_j),
+                 static_cast<const float*>(nullptr), next);
+    }
+  });
+}
 #endif
 
 }  // namespace
@@ -204,6 +231,40 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t 
   const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
   run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
              y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
+#endif
+  return y;
+}
+
+at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& packed, const std::vector<int64_t>& n) {
+  if (packed.empty() || packed.size() != n.size()) throw Error("packed_linears: one output count per packed weight");
+  const int64_t k_len = packed[0].defined() && packed[0].dim() == 3 ? packed[0].size(1) : -1;
+  int64_t total = 0;
+  for (size_t i = 0; i < packed.size(); ++i) {
+    check_packed("packed_linears", packed[i], n[i], at::Tensor());
+    if (packed[i].size(1) != k_len || packed[i].scalar_type() != packed[0].scalar_type())
+      throw Error("packed_linears: the weights differ in input width or dtype");
+    total += n[i];
+  }
+  if (!x.defined() || x.dim() < 1 || x.size(-1) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
+    throw Error("packed_linears: input must be float32 [..., " + std::to_string(k_len) + "] on the CPU, got " +
+                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+  std::vector<int64_t> out_sizes = x.sizes().vec();
+  out_sizes.back() = total;
+  const int64_t m_len = x.numel() / k_len;
+  at::Tensor y = at::empty(out_sizes, x.options());
+  if (m_len == 0) return y;
+#ifdef VOXCPM_PACKED_LINEAR
+  const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
+  const OutLayout o{total, 1, 1, 1};
+  if (packed[0].scalar_type() == at::kBFloat16) {
+    std::vector<const uint16_t*> wps;
+    for (const at::Tensor& p : packed) wps.push_back(reinterpret_cast<const uint16_t*>(p.data_ptr()));
+    run_parts_as(xt.data_ptr<float>(), m_len, k_len, wps, n, y.data_ptr<float>(), o);
+  } else {
+    std::vector<const float*> wps;
+    for (const at::Tensor& p : packed) wps.push_back(p.data_ptr<float>());
+    run_parts_as(xt.data_ptr<float>(), m_len, k_len, wps, n, y.data_ptr<float>(), o);
+  }
 #endif
   return y;
 }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <ATen/Tensor.h>
 
@@ -26,6 +27,11 @@ at::Tensor pack_linear_weight(const at::Tensor& w);
 // x [..., K] float32 on the CPU, `packed` from pack_linear_weight of an [N, K] weight, bias [N]
 // float32 or undefined → [..., N]. Parallel over panels with at::parallel_for.
 at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t n, const at::Tensor& bias);
+
+// Several products with the same input, x [..., K] against packed [N_i, K] weights (same dtype,
+// no bias) → [..., ΣN_i], matrix i's outputs after those of 0..i-1, each output the bits
+// packed_linear gives: one parallel loop over all panels (fused Q/K/V and gate/up projections).
+at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& packed, const std::vector<int64_t>& n);
 
 // The same product in channels-first layout, for convolutions: x [K, M] (K input channels·taps,
 // M frames) → y [N, M] = W x + b. With `phases` s > 1 (a transposed convolution of stride s, whose

@@ -197,7 +197,21 @@ at::Tensor Transformer::residual_add(const at::Tensor& r, const at::Tensor& h) c
 }
 
 at::Tensor Transformer::mlp(const Layer& l, const at::Tensor& x) const {
+  if (l.gate.packed.defined() && l.up.packed.defined()) {
+    const int64_t F = l.gate.out_features;
+    const at::Tensor gu = cpu::packed_linears(x, {l.gate.packed, l.up.packed}, {F, F});
+    return l.down(at::silu(gu.narrow(-1, 0, F)) * gu.narrow(-1, F, F));
+  }
   return l.down(at::silu(l.gate(x)) * l.up(x));
+}
+
+std::array<at::Tensor, 3> Transformer::project_qkv(const Layer& l, const at::Tensor& h) const {
+  if (l.q.packed.defined() && l.k.packed.defined() && l.v.packed.defined()) {
+    const int64_t nq = l.q.out_features, nk = l.k.out_features;
+    const at::Tensor qkv = cpu::packed_linears(h, {l.q.packed, l.k.packed, l.v.packed}, {nq, nk, nk});
+    return {qkv.narrow(-1, 0, nq), qkv.narrow(-1, nq, nk), qkv.narrow(-1, nq + nk, nk)};
+  }
+  return {l.q(h), l.k(h), l.v(h)};
 }
 
 at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* cache) const {
@@ -224,9 +238,10 @@ at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* ca
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     at::Tensor h = rms_norm(x, l.input_norm, cfg_.rms_norm_eps);
-    at::Tensor q = l.q(h).view({B, S, heads_, head_dim_}).transpose(1, 2);
-    at::Tensor k = l.k(h).view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
-    at::Tensor v = l.v(h).view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
+    const auto [q_lin, k_lin, v_lin] = project_qkv(l, h);
+    at::Tensor q = q_lin.view({B, S, heads_, head_dim_}).transpose(1, 2);
+    at::Tensor k = k_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
+    at::Tensor v = v_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
     if (!cfg_.no_rope) {
       q = apply_rope(q, cos, sin);
       k = apply_rope(k, cos, sin);
@@ -283,9 +298,10 @@ at::Tensor Transformer::forward_step(const at::Tensor& x_in, KVCache& cache) con
     const Layer& l = layers_[i];
     const int64_t li = static_cast<int64_t>(i);
     at::Tensor h = rms_norm(x, l.input_norm, cfg_.rms_norm_eps);
-    at::Tensor q = l.q(h).view({B, 1, heads_, head_dim_}).transpose(1, 2);
-    at::Tensor k = l.k(h).view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
-    at::Tensor v = l.v(h).view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
+    const auto [q_lin, k_lin, v_lin] = project_qkv(l, h);
+    at::Tensor q = q_lin.view({B, 1, heads_, head_dim_}).transpose(1, 2);
+    at::Tensor k = k_lin.view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
+    at::Tensor v = v_lin.view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
     if (!cfg_.no_rope) {
       q = apply_rope(q, cos, sin);
       k = apply_rope(k, cos, sin);

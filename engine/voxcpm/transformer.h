@@ -4,6 +4,8 @@
 // token-by-token decoding.
 #pragma once
 
+#include <array>
+
 #include <string>
 #include <vector>
 
@@ -61,6 +63,8 @@ class Transformer {
 
   at::Tensor residual_add(const at::Tensor& r, const at::Tensor& h) const;
   at::Tensor mlp(const Layer& l, const at::Tensor& x) const;
+  // q, k, v projections [..., q_dim / kv_dim / kv_dim]: one packed call for the three on AVX2 CPUs.
+  std::array<at::Tensor, 3> project_qkv(const Layer& l, const at::Tensor& h) const;
   void check_cache(const KVCache& cache, int64_t batch) const;
 
   std::string name_;  // weight prefix, for messages
