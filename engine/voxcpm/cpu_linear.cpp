@@ -213,26 +213,38 @@ void check_packed(const char* fn, const at::Tensor& packed, int64_t n, const at:
     throw Error(std::string(fn) + ": bias must be float32 [" + std::to_string(n) + "]");
 }
 
+// The row-major products' input checked, their output [..., n] allocated and x transposed to
+// [K][M] (the RX values a k-step broadcasts are adjacent; undefined when there are no rows).
+struct RowMajorCall {
+  at::Tensor y, xt;
+  int64_t m_len = 0;
+};
+
+RowMajorCall row_major_call(const char* fn, const at::Tensor& x, int64_t k_len, int64_t n) {
+  if (!x.defined() || x.dim() < 1 || x.size(-1) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
+    throw Error(std::string(fn) + ": input must be float32 [..., " + std::to_string(k_len) + "] on the CPU, got " +
+                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
+  std::vector<int64_t> out_sizes = x.sizes().vec();
+  out_sizes.back() = n;
+  RowMajorCall c;
+  c.m_len = x.numel() / k_len;
+  c.y = at::empty(out_sizes, x.options());
+  if (c.m_len > 0) c.xt = x.reshape({c.m_len, k_len}).t().contiguous();
+  return c;
+}
+
 }  // namespace
 
 at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t n, const at::Tensor& bias) {
   check_packed("packed_linear", packed, n, bias);
   const int64_t k_len = packed.size(1);
-  if (!x.defined() || x.dim() < 1 || x.size(-1) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
-    throw Error("packed_linear: input must be float32 [..., " + std::to_string(k_len) + "] on the CPU, got " +
-                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
-  std::vector<int64_t> out_sizes = x.sizes().vec();
-  out_sizes.back() = n;
-  const int64_t m_len = x.numel() / k_len;
-  at::Tensor y = at::empty(out_sizes, x.options());
-  if (m_len == 0) return y;
+  RowMajorCall c = row_major_call("packed_linear", x, k_len, n);
 #ifdef VOXCPM_PACKED_LINEAR
-  // x transposed to [K][M]: the RX values a k-step broadcasts are adjacent.
-  const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
-  run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
-             y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
+  if (c.m_len > 0)
+    run_panels(c.xt.data_ptr<float>(), c.m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
+               c.y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
 #endif
-  return y;
+  return c.y;
 }
 
 at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& packed, const std::vector<int64_t>& n) {
@@ -245,28 +257,23 @@ at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& pa
       throw Error("packed_linears: the weights differ in input width or dtype");
     total += n[i];
   }
-  if (!x.defined() || x.dim() < 1 || x.size(-1) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
-    throw Error("packed_linears: input must be float32 [..., " + std::to_string(k_len) + "] on the CPU, got " +
-                (x.defined() ? shape_str(x.sizes()) : std::string("an undefined tensor")));
-  std::vector<int64_t> out_sizes = x.sizes().vec();
-  out_sizes.back() = total;
-  const int64_t m_len = x.numel() / k_len;
-  at::Tensor y = at::empty(out_sizes, x.options());
-  if (m_len == 0) return y;
+  RowMajorCall c = row_major_call("packed_linears", x, k_len, total);
+  if (c.m_len == 0) return c.y;
 #ifdef VOXCPM_PACKED_LINEAR
-  const at::Tensor xt = x.reshape({m_len, k_len}).t().contiguous();
+  const float* xt = c.xt.data_ptr<float>();
+  float* y = c.y.data_ptr<float>();
   const OutLayout o{total, 1, 1, 1};
   if (packed[0].scalar_type() == at::kBFloat16) {
     std::vector<const uint16_t*> wps;
     for (const at::Tensor& p : packed) wps.push_back(reinterpret_cast<const uint16_t*>(p.data_ptr()));
-    run_parts_as(xt.data_ptr<float>(), m_len, k_len, wps, n, y.data_ptr<float>(), o);
+    run_parts_as(xt, c.m_len, k_len, wps, n, y, o);
   } else {
     std::vector<const float*> wps;
     for (const at::Tensor& p : packed) wps.push_back(p.data_ptr<float>());
-    run_parts_as(xt.data_ptr<float>(), m_len, k_len, wps, n, y.data_ptr<float>(), o);
+    run_parts_as(xt, c.m_len, k_len, wps, n, y, o);
   }
 #endif
-  return y;
+  return c.y;
 }
 
 at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
