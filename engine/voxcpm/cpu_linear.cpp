@@ -106,6 +106,34 @@ void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len
   }
 }
 
+// Several weights of the same input width against one x, as one parallel loop over all their
+// panels: one fork/join instead of one per matrix, and the weight stream (and its prefetch)
+// runs on from one matrix into the next. Matrix i's outputs start at column j_off[i]; bias (or
+// null) holds one value per column of the concatenation.
+template <class W>
+void run_parts_as(const float* xt, int64_t m_len, int64_t k_len, const std::vector<const W*>& wps,
+                  const std::vector<int64_t>& ns, const float* bias, float* y, const OutLayout& o) {
+  std::vector<int64_t> first_panel{0}, j_off{0};
+  for (size_t i = 0; i < ns.size(); ++i) {
+    first_panel.push_back(first_panel.back() + (ns[i] + kPanel - 1) / kPanel);
+    j_off.push_back(j_off.back() + ns[i]);
+  }
+  auto locate = [&](int64_t p, size_t& i) {  // panel p of the concatenation → matrix i, its pointer
+    while (p >= first_panel[i + 1]) ++i;
+    return wps[i] + (p - first_panel[i]) * k_len * kPanel;
+  };
+  at::parallel_for(0, first_panel.back(), 4, [&](int64_t p0, int64_t p1) {
+    size_t i = 0, i_next = 0;
+    for (int64_t p = p0; p < p1; ++p) {
+      const W* panel = locate(p, i);
+      const W* next = p + 1 < p1 ? locate(p + 1, i_next) : nullptr;
+      const int64_t local_j = (p - first_panel[i]) * kPanel, j0 = j_off[i] + local_j;
+      panel_rows(panel, xt, m_len, m_len, k_len, y, o, j0, std::min(kPanel, ns[i] - local_j),
+                 bias ? bias + j0 : nullptr, next);
+    }
+  });
+}
+
 // Work is split over panels, and also over blocks of rows when there are too few panels to keep
 // every thread busy (the AudioVAE's 64-channel convs over thousands of frames). Each output is
 // still one sum over k in order, so any split gives the same bits.
@@ -119,17 +147,7 @@ void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, i
     m_block = ((m_len + blocks - 1) / blocks + 5) / 6 * 6;
   }
   const int64_t m_blocks = (m_len + m_block - 1) / m_block;
-  if (m_blocks == 1) {
-    at::parallel_for(0, panels, 4, [&](int64_t p0, int64_t p1) {
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t j0 = p * kPanel;
-        const W* next = p + 1 < p1 ? wp + (p + 1) * k_len * kPanel : nullptr;
-        panel_rows(wp + p * k_len * kPanel, xt, m_len, m_len, k_len, y, o, j0, std::min(kPanel, n - j0),
-                   bias ? bias + j0 : nullptr, next);
-      }
-    });
-    return;
-  }
+  if (m_blocks == 1) return run_parts_as(xt, m_len, k_len, std::vector<const W*>{wp}, {n}, bias, y, o);
   at::parallel_for(0, panels * m_blocks, 1, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t p = t / m_blocks, m0 = (t % m_blocks) * m_block, j0 = p * kPanel;
@@ -149,32 +167,6 @@ void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor&
     run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, o);
 }
 
-// Several weights of the same input width against one x, as one parallel loop over all their
-// panels: one fork/join instead of one per matrix, and the weight stream (and its prefetch)
-// runs on from one matrix into the next. Matrix i's outputs start at column j_off[i].
-template <class W>
-void run_parts_as(const float* xt, int64_t m_len, int64_t k_len, const std::vector<const W*>& wps,
-                  const std::vector<int64_t>& ns, float* y, const OutLayout& o) {
-  std::vector<int64_t> first_panel{0}, j_off{0};
-  for (size_t i = 0; i < ns.size(); ++i) {
-    first_panel.push_back(first_panel.back() + (ns[i] + kPanel - 1) / kPanel);
-    j_off.push_back(j_off.back() + ns[i]);
-  }
-  auto locate = [&](int64_t p, size_t& i) {  // panel p of the concatenation → matrix i, its pointer
-    while (p >= first_panel[i + 1]) ++i;
-    return wps[i] + (p - first_panel[i]) * k_len * kPanel;
-  };
-  at::parallel_for(0, first_panel.back(), 4, [&](int64_t p0, int64_t p1) {
-    size_t i = 0, i_next = 0;
-    for (int64_t p = p0; p < p1; ++p) {
-      const W* panel = locate(p, i);
-      const W* next = p + 1 < p1 ? locate(p + 1, i_next) : nullptr;
-      const int64_t local_j = (p - first_panel[i]) * kPanel;
-      panel_rows(panel, xt, m_len, m_len, k_len, y, o, j_off[i] + local_j, std::min(kPanel, ns[i] - local_j),
-                 static_cast<const float*>(nullptr), next);
-    }
-  });
-}
 #endif
 
 }  // namespace
@@ -266,11 +258,11 @@ at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& pa
   if (packed[0].scalar_type() == at::kBFloat16) {
     std::vector<const uint16_t*> wps;
     for (const at::Tensor& p : packed) wps.push_back(reinterpret_cast<const uint16_t*>(p.data_ptr()));
-    run_parts_as(xt, c.m_len, k_len, wps, n, y, o);
+    run_parts_as(xt, c.m_len, k_len, wps, n, static_cast<const float*>(nullptr), y, o);
   } else {
     std::vector<const float*> wps;
     for (const at::Tensor& p : packed) wps.push_back(p.data_ptr<float>());
-    run_parts_as(xt, c.m_len, k_len, wps, n, y, o);
+    run_parts_as(xt, c.m_len, k_len, wps, n, static_cast<const float*>(nullptr), y, o);
   }
 #endif
   return c.y;
