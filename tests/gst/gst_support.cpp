@@ -175,4 +175,26 @@ double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return d;
 }
 
+void watch_element(GstHarness* h, GstElement* element, GstBus*& bus, Recorder*& rec) {
+  bus = gst_bus_new();
+  gst_element_set_bus(h->element, bus);
+  GstPad* pad = gst_element_get_static_pad(element, "src");
+  rec = new Recorder(pad);
+  gst_object_unref(pad);
+}
+
+void release_harness(GstHarness*& h, Recorder*& rec, GstElement*& element, GstBus*& bus) {
+  if (h) gst_harness_teardown(h);
+  h = nullptr;
+  delete rec;
+  rec = nullptr;
+  if (element) gst_object_unref(element);
+  element = nullptr;
+  if (bus) {
+    gst_bus_set_flushing(bus, TRUE);
+    gst_object_unref(bus);
+  }
+  bus = nullptr;
+}
+
 }  // namespace voxcpm::gsttest

@@ -60,6 +60,15 @@ class Recorder {
   GstAudioFormat format_ = GST_AUDIO_FORMAT_UNKNOWN;
 };
 
+// For a harness test: gives the harness's bin a bus of our own (`bus`) and records what leaves
+// `element`'s src pad (`rec`).
+void watch_element(GstHarness* h, GstElement* element, GstBus*& bus, Recorder*& rec);
+// Ends such a test in the order its streaming thread needs: the harness (stopping the element)
+// before the Recorder whose probe that thread calls, then our refs; the bus set flushing first,
+// because queued messages hold the elements (and the bin holds the bus). Null pointers are
+// skipped; every pointer is null afterwards.
+void release_harness(GstHarness*& h, Recorder*& rec, GstElement*& element, GstBus*& bus);
+
 // Element messages named `name` on `bus` (popped), in order.
 std::vector<GstStructure*> pop_element_messages(GstBus* bus, const char* name);
 // The first message of `type` still on `bus` (popped), or NULL.

@@ -108,17 +108,7 @@ class HostileText : public ::testing::Test {
   void SetUp() override { init_gst(); }
   void TearDown() override { stop(); }
   void stop() {
-    if (h) gst_harness_teardown(h);  // stops the streaming thread before the recorder it calls
-    h = nullptr;
-    delete rec;
-    rec = nullptr;
-    if (tts) gst_object_unref(tts);
-    tts = nullptr;
-    if (bus) {
-      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
-      gst_object_unref(bus);
-    }
-    bus = nullptr;
+    release_harness(h, rec, tts, bus);
   }
 
   void start(const char* caps = "text/x-raw,format=utf8", int chunks = 2) {
@@ -128,11 +118,7 @@ class HostileText : public ::testing::Test {
                                   .c_str());
     ASSERT_NE(h, nullptr);
     tts = gst_bin_get_by_name(GST_BIN(h->element), "tts");
-    bus = gst_bus_new();
-    gst_element_set_bus(h->element, bus);
-    GstPad* src = gst_element_get_static_pad(tts, "src");
-    rec = new Recorder(src);
-    gst_object_unref(src);
+    watch_element(h, tts, bus, rec);
     gst_harness_set_src_caps_str(h, caps);
   }
 
@@ -390,13 +376,7 @@ class HostileSrcText : public ::testing::Test {
  protected:
   void SetUp() override { init_gst(); }
   void TearDown() override {
-    if (h) gst_harness_teardown(h);
-    delete rec;
-    if (src) gst_object_unref(src);
-    if (bus) {
-      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
-      gst_object_unref(bus);
-    }
+    release_harness(h, rec, src, bus);
   }
   void create(int chunks = 2) {
     const std::string n = std::to_string(chunks);
@@ -405,11 +385,7 @@ class HostileSrcText : public ::testing::Test {
                                   .c_str());
     ASSERT_NE(h, nullptr);
     src = gst_bin_get_by_name(GST_BIN(h->element), "src");
-    bus = gst_bus_new();
-    gst_element_set_bus(h->element, bus);
-    GstPad* pad = gst_element_get_static_pad(src, "src");
-    rec = new Recorder(pad);
-    gst_object_unref(pad);
+    watch_element(h, src, bus, rec);
   }
   // Warnings on the bus, popped; the other messages stay, in order.
   size_t warnings() {

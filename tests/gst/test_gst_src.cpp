@@ -20,25 +20,14 @@ class SrcTest : public ::testing::Test {
  protected:
   void SetUp() override { init_gst(); }
   void TearDown() override {
-    // Stop the element (and its streaming thread) before the recorder whose probe that thread calls.
-    if (h) gst_harness_teardown(h);
-    delete rec;
-    if (src) gst_object_unref(src);
-    if (bus) {
-      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
-      gst_object_unref(bus);
-    }
+    release_harness(h, rec, src, bus);
   }
   // voxcpmsrc with `properties` in a harness, recording its output; not started yet.
   void create(const std::string& properties) {
     h = gst_harness_new_parse(("voxcpmsrc name=src " + properties).c_str());
     ASSERT_NE(h, nullptr);
     src = gst_bin_get_by_name(GST_BIN(h->element), "src");
-    bus = gst_bus_new();
-    gst_element_set_bus(h->element, bus);
-    GstPad* pad = gst_element_get_static_pad(src, "src");
-    rec = new Recorder(pad);
-    gst_object_unref(pad);
+    watch_element(h, src, bus, rec);
   }
   std::vector<GstStructure*> reports() { return pop_element_messages(bus, "voxcpm/synthesized-audio"); }
 

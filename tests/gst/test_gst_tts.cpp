@@ -30,14 +30,7 @@ class TtsTest : public ::testing::Test {
  protected:
   void SetUp() override { init_gst(); }
   void TearDown() override {
-    // Stop the element (and its streaming thread) before the recorder whose probe that thread calls.
-    if (h) gst_harness_teardown(h);
-    delete rec;
-    if (tts) gst_object_unref(tts);
-    if (bus) {
-      gst_bus_set_flushing(bus, TRUE);  // queued messages hold the elements (and the bin holds the bus)
-      gst_object_unref(bus);
-    }
+    release_harness(h, rec, tts, bus);
   }
 
   // voxcpmtts with `properties` in a harness (playing), text caps set, recording its output.
@@ -47,11 +40,7 @@ class TtsTest : public ::testing::Test {
     ASSERT_NE(h, nullptr);
     tts = gst_bin_get_by_name(GST_BIN(h->element), "tts");
     ASSERT_NE(tts, nullptr);
-    bus = gst_bus_new();
-    gst_element_set_bus(h->element, bus);
-    GstPad* src = gst_element_get_static_pad(tts, "src");
-    rec = new Recorder(src);
-    gst_object_unref(src);
+    watch_element(h, tts, bus, rec);
     if (audio_caps) gst_harness_set_sink_caps_str(h, audio_caps);
     gst_harness_set_src_caps_str(h, text_caps);
   }
