@@ -4,7 +4,6 @@
 // bad values. Built at test time from writable copies of the tiny fixture models.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -180,8 +179,8 @@ TEST(BadModels, AudioVaeSafetensorsIsCheckedToo) {
   for (int k = 0; k < 4; ++k) {
     const uint64_t n = std::uniform_int_distribution<uint64_t>(0, size - 1)(rng);
     const std::string dir = test::make_temp_dir();
-    for (const std::string& f : test::model_files(good))
-      std::filesystem::copy_file(good + "/" + f, dir + "/" + f);
+    for (const std::string& f : test::list_dir(good))
+      test::copy_file(good + "/" + f, dir + "/" + f);
     test::truncate_file(dir + "/audiovae.safetensors", n);
     expect_load_error(dir, {"audiovae.safetensors"}, "audiovae.safetensors cut to " + std::to_string(n));
     test::remove_tree(dir);

@@ -140,7 +140,9 @@ TEST(Bench, TinyModelWritesWellFormedReports) {
     EXPECT_EQ(st["locdit_cfm"]["calls_per_run"].get<double>(), 3) << what;
     EXPECT_EQ(st["base_lm"]["calls_per_run"].get<double>(), 2) << what << ": no LM step after the last patch";
     EXPECT_FALSE(st.contains("prefill_locenc")) << what << ": zero-shot prefill needs no LocEnc";
-    if (e["mode"] == "streaming") EXPECT_EQ(st["vae_decode"]["calls_per_run"].get<double>(), 3) << what;
+    if (e["mode"] == "streaming") {
+      EXPECT_EQ(st["vae_decode"]["calls_per_run"].get<double>(), 3) << what;
+    }
   }
   ASSERT_EQ(j["roofline"]["stages"].size(), 6u);
   for (const json& row : j["roofline"]["stages"]) {

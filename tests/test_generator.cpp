@@ -86,14 +86,30 @@ TEST(GeneratorV2, Reference) { check_case("v2", "reference"); }
 TEST(GeneratorV2, ReferenceAndContinuation) { check_case("v2", "reference_clone"); }
 
 // The bf16 goldens are a dtype-flow check (fixtures README §3): the official run used an
-// fp32-upcasting attention, as ours does. On this machine class every LM-side tensor is
-// bit-identical; the bounds leave room for another CPU's bf16 GEMM rounding.
+// fp32-upcasting attention, as ours does. Where the platform's bf16 kernels round as the
+// reference's did (this machine class: every LM-side tensor bit-identical), the whole run must
+// follow the official one. Elsewhere (seen: torch 2.11 on an AMX CPU) a few ulps of difference
+// grow over the free-running steps and can move the random stop head, so only what precedes
+// the first random draw is held to the bf16 bound; the stage-by-stage check is ModulesBf16.
 void check_bf16_case(const std::string& version) {
   test::Golden g = test::load_golden(version, "e2e_zeroshot_bf16");
   auto model = load_tiny(version, "bfloat16");
   ASSERT_EQ(model->options().dtype, at::kBFloat16);
   GenerationTrace tr;
   GenerateResult r = generate(model, g.meta["target_text"].get<std::string>(), test::golden_options(g), &tr);
+  ASSERT_FALSE(tr.dit_mu.empty());
+  const double prefill = std::max(test::max_abs_diff(tr.prefill_base_lm_hidden, g["prefill.base_lm_hidden"]),
+                                  test::max_abs_diff(tr.prefill_residual_lm_hidden, g["prefill.residual_lm_hidden"]));
+  const double first_mu = test::max_abs_diff(tr.dit_mu[0], g["steps.dit_mu"][0].unsqueeze(0));
+  std::printf("[%s/e2e_zeroshot_bf16] prefill max abs diff %.3g, first step mu %.3g\n", version.c_str(), prefill,
+              first_mu);
+  EXPECT_LE(prefill, 0.1);
+  EXPECT_LE(first_mu, 0.1);
+  if (prefill != 0.0) {
+    std::printf("[%s/e2e_zeroshot_bf16] this platform's bf16 kernels round differently: free-running steps not "
+                "compared\n", version.c_str());
+    return;
+  }
   ASSERT_EQ(r.steps, g.meta["n_steps"].get<int64_t>());
   EXPECT_EQ(tr.stop_flags, g.meta["stop_flags_per_step"].get<std::vector<int>>());
   const double hidden = test::max_abs_diff(stack(tr.lm_hidden), g["steps.lm_hidden"]);

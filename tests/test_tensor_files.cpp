@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -12,6 +11,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include "support/files.h"
 #include "support/golden.h"
 #include "voxcpm/error.h"
 #include "voxcpm/tensor_file.h"
@@ -80,7 +80,7 @@ void expect_same(const TensorMap& a, const TensorMap& b) {
 class TensorFiles : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = voxcpm::test::make_temp_dir(); }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override { voxcpm::test::remove_tree(dir_); }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   std::string dir_;
 };
@@ -313,7 +313,7 @@ TEST_F(TensorFiles, TorchZipManyTensorsAndEmptyDict) {
 
 TEST_F(TensorFiles, TorchZipWriteRejectsUnsupportedDtype) {
   EXPECT_ERROR(voxcpm::write_torch_zip(path("c.pth"), {{"z", at::zeros({2}, at::kComplexFloat)}}), "c.pth", "'z'");
-  EXPECT_FALSE(std::filesystem::exists(path("c.pth")));
+  EXPECT_FALSE(voxcpm::test::path_exists(path("c.pth")));
 }
 
 const char* python_dtype(at::ScalarType t) {
@@ -565,7 +565,7 @@ TEST_F(TensorFiles, ForbiddenGlobalsAndOpcodes) {
   };
   // The classic payload: os.system("...") through GLOBAL + REDUCE.
   expect_rejected(Pickle().op("cos\nsystem\n").str("touch " + path("pwned")).op("\x85R.").s, {"forbidden global 'os.system'"});
-  EXPECT_FALSE(std::filesystem::exists(path("pwned")));
+  EXPECT_FALSE(voxcpm::test::path_exists(path("pwned")));
   expect_rejected(Pickle().global("builtins", "eval").str("1").op("\x85R.").s, {"'builtins.eval'"});
   TensorSpec t;
   t.rebuild_module = "torch.storage";

@@ -47,7 +47,8 @@ TEST(Tools, SynthOnATinyGeneratedModelWritesAPlayableWav) {
   EXPECT_EQ(a.sample_rate, 44100);
   EXPECT_GT(a.samples.size(), 0u);
   EXPECT_EQ(a.samples.size() % 7056, 0u) << "whole patches of 7056 samples";
-  // GStreamer reads it with the same rate and length.
+#ifdef VOXCPM_TEST_WITH_GSTREAMER
+  // GStreamer reads it with the same rate and length (a build without the plugin may lack its tools).
   ToolRun d = run("gst-discoverer-1.0 " + dir + "/out.wav");
   ASSERT_EQ(d.code, 0) << d.output;
   EXPECT_NE(d.output.find("Sample rate: 44100"), std::string::npos) << d.output;
@@ -58,6 +59,7 @@ TEST(Tools, SynthOnATinyGeneratedModelWritesAPlayableWav) {
   double sec = 0;
   ASSERT_EQ(std::sscanf(d.output.c_str() + at, "Duration: %d:%d:%lf", &h, &m, &sec), 3) << d.output;
   EXPECT_NEAR(h * 3600 + m * 60 + sec, seconds, 1e-3) << d.output;
+#endif
   // Same seed, same file.
   ToolRun s2 = run(tool("voxcpm-synth") + " --model " + dir + "/m --text 'Hello world.' --seed 5 --max-len 6 -o " + dir +
                "/out2.wav");

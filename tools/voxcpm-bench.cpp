@@ -159,6 +159,9 @@ RunResult run_once(const std::shared_ptr<const Model>& model, const std::string&
   RunResult r;
   const auto t0 = Clock::now();
   Synthesis syn(model, text, opts, streaming ? Synthesis::Mode::Streaming : Synthesis::Mode::Whole);
+  const at::Device& dev = model->options().device;
+  // On a GPU each stage waits for its own kernels, so that the breakdown is per stage.
+  if (dev.is_cuda()) r.stages.sync_cuda_device = dev.has_index() ? dev.index() : 0;
   syn.set_stage_times(&r.stages);
   std::vector<double> chunk_at;
   int64_t samples = 0;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <ATen/core/grad_mode.h>
 
 #include "voxcpm/cpu_linear.h"
@@ -240,7 +241,8 @@ struct AudioVAE::Impl {
 AudioVAE::AudioVAE(const Weights& w, const AudioVaeConfig& cfg, at::Device device) : impl_(new Impl) {
   Impl& m = *impl_;
   m.cfg = cfg;
-  m.device = device;
+  // The concrete device ("cuda" → "cuda:0"): decoder states are checked against it.
+  m.device = at::empty({0}, at::TensorOptions().device(device)).device();
   // ModelConfig::load validates these; a hand-made config is checked here so that a bad one
   // cannot reach the tensor ops.
   auto bad_config = [&](const std::string& why) { return Error(w.source() + ": audio_vae_config: " + why); };
@@ -350,7 +352,7 @@ at::Tensor AudioVAE::encode(const at::Tensor& wav) const {
   if (!at::isFloatingType(wav.scalar_type()))
     throw Error("AudioVAE::encode: waveform must be floating point, got " +
                 std::string(c10::toString(wav.scalar_type())));
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const int64_t hop = encode_hop(), n = wav.size(2);
   const int64_t right_pad = (n + hop - 1) / hop * hop - n;
   at::Tensor x = wav.to(m.device, at::kFloat);
@@ -386,7 +388,7 @@ at::Tensor AudioVAE::run_decoder(const at::Tensor& z, int64_t bucket, History* h
 at::Tensor AudioVAE::decode(const at::Tensor& z) const {
   at::Tensor x = check_latents(z, "decode");
   if (x.size(0) == 0 || x.size(2) == 0) return at::zeros({x.size(0), 1, x.size(2) * decode_hop()}, x.options());
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   return run_decoder(x, bucket_of(out_sample_rate()), nullptr);
 }
 
@@ -396,7 +398,7 @@ at::Tensor AudioVAE::decode(const at::Tensor& z, int64_t sr_cond) const {
   if (sr_cond <= 0) throw Error("AudioVAE::decode: sr_cond must be a positive sample rate, got " + std::to_string(sr_cond));
   at::Tensor x = check_latents(z, "decode");
   if (x.size(0) == 0 || x.size(2) == 0) return at::zeros({x.size(0), 1, x.size(2) * decode_hop()}, x.options());
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   return run_decoder(x, bucket_of(sr_cond), nullptr);
 }
 
@@ -420,7 +422,7 @@ at::Tensor AudioVAE::decode_step(DecoderState& s, const at::Tensor& z_chunk) con
          s.history_[i].device() == impl_->device;
   if (!ok) throw Error("AudioVAE::decode_step: the DecoderState was not made by this AudioVAE");
   if (x.size(2) == 0) return at::zeros({1, 1, 0}, x.options());
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   return run_decoder(x, s.bucket_, &s.history_);
 }
 

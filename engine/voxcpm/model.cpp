@@ -64,11 +64,17 @@ at::Device resolve_device(const std::string& requested) {
   } else if (r != "cpu") {
     throw Error("device '" + r + "' is not supported (use cpu, cuda or cuda:N)");
   }
+  at::Device d = at::kCPU;
   try {
-    return at::Device(r);
+    d = at::Device(r);
   } catch (const c10::Error&) {
     throw Error("device '" + r + "' is not a valid device string");
   }
+  // A GPU index past the visible ones would only fail at the first tensor moved there.
+  if (d.is_cuda() && d.has_index() && static_cast<size_t>(d.index()) >= at::getNumGPUs())
+    throw Error("device '" + r + "' requested, but only " + std::to_string(at::getNumGPUs()) +
+                " CUDA device(s) are visible");
+  return d;
 }
 
 at::ScalarType resolve_dtype(const std::string& requested, const std::string& config_dtype, const at::Device& device) {

@@ -1,7 +1,8 @@
 // Optional per-stage wall-clock accounting of one request, for benchmarks and profiling. A
 // request given no StageTimes reads no clock (the scopes test a null pointer and do nothing).
 // Times are host wall time: on a GPU, kernels run asynchronously and land in whichever stage
-// next waits for them.
+// next waits for them, unless `sync_cuda_device` names the GPU to wait for at each stage's start
+// and end (benchmarks; it removes the little overlap of host and device work between stages).
 #pragma once
 
 #include <array>
@@ -43,9 +44,13 @@ inline const char* stage_name(Stage s) {
   return "?";
 }
 
+// Waits until the CUDA device `index` has finished its queued work (no-op without CUDA).
+void synchronize_cuda_device(int index);
+
 struct StageTimes {
   std::array<double, kStageCount> seconds{};
   std::array<int64_t, kStageCount> calls{};
+  int sync_cuda_device = -1;  // >= 0: StageScope synchronizes that GPU before reading the clock
 
   double operator[](Stage s) const { return seconds[static_cast<size_t>(s)]; }
   int64_t count(Stage s) const { return calls[static_cast<size_t>(s)]; }
@@ -53,17 +58,24 @@ struct StageTimes {
     seconds[static_cast<size_t>(s)] += sec;
     ++calls[static_cast<size_t>(s)];
   }
-  void clear() { *this = StageTimes(); }
+  void clear() {
+    seconds = {};
+    calls = {};
+  }
 };
 
 // Adds the time from construction to destruction to `times` (if not null) under `stage`.
 class StageScope {
  public:
   StageScope(StageTimes* times, Stage stage) : times_(times), stage_(stage) {
-    if (times_) start_ = std::chrono::steady_clock::now();
+    if (!times_) return;
+    if (times_->sync_cuda_device >= 0) synchronize_cuda_device(times_->sync_cuda_device);
+    start_ = std::chrono::steady_clock::now();
   }
   ~StageScope() {
-    if (times_) times_->add(stage_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+    if (!times_) return;
+    if (times_->sync_cuda_device >= 0) synchronize_cuda_device(times_->sync_cuda_device);
+    times_->add(stage_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
   }
   StageScope(const StageScope&) = delete;
   StageScope& operator=(const StageScope&) = delete;

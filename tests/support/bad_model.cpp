@@ -3,42 +3,22 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 
 #include <ATen/ATen.h>
 
+#include "support/files.h"
 #include "support/golden.h"
 
 namespace voxcpm::test {
 
-namespace fs = std::filesystem;
-
 std::string copy_tiny_model(const std::string& version) {
   const std::string src = tiny_model_dir(version), dst = make_temp_dir();
-  for (const auto& e : fs::directory_iterator(src)) {
-    const fs::path to = fs::path(dst) / e.path().filename();
-    fs::copy_file(e.path(), to);
-    fs::permissions(to, fs::perms::owner_read | fs::perms::owner_write);  // fixtures are read-only
-  }
+  for (const std::string& name : list_dir(src)) copy_file(src + "/" + name, dst + "/" + name);
   return dst;
 }
-
-std::vector<std::string> model_files(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-void remove_tree(const std::string& dir) {
-  std::error_code ec;
-  fs::remove_all(dir, ec);
-}
-
-uint64_t file_size(const std::string& path) { return fs::file_size(path); }
 
 void truncate_file(const std::string& path, uint64_t size) {
   if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) throw std::runtime_error("cannot truncate " + path);

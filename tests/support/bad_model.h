@@ -10,17 +10,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/files.h"
 #include "voxcpm/tensor_file.h"
 
 namespace voxcpm::test {
 
 // A fresh temporary directory holding copies of every file of fixtures/tiny-<version>.
 std::string copy_tiny_model(const std::string& version);
-// The file names of a model directory (sorted).
-std::vector<std::string> model_files(const std::string& dir);
-void remove_tree(const std::string& dir);
 
-uint64_t file_size(const std::string& path);
 void truncate_file(const std::string& path, uint64_t size);
 // config.json rewritten after `edit` changed it.
 void edit_config(const std::string& dir, const std::function<void(nlohmann::json&)>& edit);

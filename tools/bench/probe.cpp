@@ -10,15 +10,18 @@
 #include <vector>
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <ATen/Parallel.h>
+
+#include "voxcpm/stage_times.h"
 
 namespace voxcpm::bench {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void sync(const c10::Device& d, const at::Tensor& t) {
-  if (d.is_cuda()) (void)t.sum().item<double>();  // waits for the queue without CUDA headers
+void sync(const c10::Device& d, const at::Tensor&) {
+  if (d.is_cuda()) synchronize_cuda_device(d.has_index() ? d.index() : 0);
 }
 
 // Best time of `fn` over at least `reps` calls and about `budget` seconds.
@@ -92,7 +95,7 @@ MachineProbe probe_machine(const c10::Device& device, bool quick) {
   cpu_info(p);
   p.torch_threads = at::get_num_threads();
   p.device = device.str();
-  at::NoGradGuard no_grad;
+  c10::NoGradGuard no_grad;
   const auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
   const auto bf16 = f32.dtype(at::kBFloat16);
   const int reps = quick ? 1 : 3;
