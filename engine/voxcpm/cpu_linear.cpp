@@ -77,8 +77,20 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
     _mm256_store_ps(out[r], lo[r]);
     _mm256_store_ps(out[r] + 8, hi[r]);
   }
-  for (int r = 0; r < RX; ++r)
-    for (int64_t j = 0; j < cols; ++j) y[r * o.row + o.at(j0 + j)] = bias ? out[r][j] + bias[j] : out[r][j];
+  // Output offsets stepped per column, not divided per element: with a short k loop (the
+  // AudioVAE's 64- to 256-channel convs) a division per output cost as much as the FMAs.
+  int64_t off[kPanel];
+  for (int64_t j = 0, q = j0 / o.group, rem = j0 % o.group; j < cols; ++j) {
+    off[j] = q * o.group_stride + rem * o.col;
+    if (++rem == o.group) rem = 0, ++q;
+  }
+  for (int r = 0; r < RX; ++r) {
+    float* yr = y + r * o.row;
+    if (bias)
+      for (int64_t j = 0; j < cols; ++j) yr[off[j]] = out[r][j] + bias[j];
+    else
+      for (int64_t j = 0; j < cols; ++j) yr[off[j]] = out[r][j];
+  }
 }
 
 // All rows against one panel, 6 at a time; pass c of `passes` prefetches its share of `next`.
