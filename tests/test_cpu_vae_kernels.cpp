@@ -93,6 +93,35 @@ TEST(CpuVaeKernels, DepthwiseConvMatchesConv1d) {
   }
 }
 
+// The fused residual-unit kernel is the three kernels in a row, bit for bit, with zero padding
+// (full decode) and with a history carried over chunks of any length, shorter than the pad too.
+TEST(CpuVaeKernels, FusedSnakeDepthwiseSnakeIsTheThreeKernels) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(11);
+  const int64_t B = 2, C = 6, L = 41;
+  const at::Tensor x = at::randn({B, C, L}), w = at::randn({C, 1, 7}), b = at::randn({C});
+  const at::Tensor a1 = at::rand({1, C, 1}) + 0.5, i1 = (a1 + 1e-9).reciprocal();
+  const at::Tensor a2 = at::rand({1, C, 1}) + 0.5, i2 = (a2 + 1e-9).reciprocal();
+  for (int64_t d : {1, 3, 9}) {
+    const int64_t P = 6 * d;
+    const at::Tensor s1 = at::constant_pad_nd(cpu::snake(x, a1, i1), {P, 0});
+    const at::Tensor want = cpu::snake(cpu::depthwise_conv1d(s1, w, b, d), a2, i2);
+    EXPECT_TRUE(at::equal(cpu::snake_depthwise_snake(x, a1, i1, w, b, d, a2, i2, nullptr), want)) << "dilation " << d;
+    at::Tensor history = at::zeros({B, C, P});
+    std::vector<at::Tensor> parts;
+    int64_t pos = 0;
+    for (int64_t n : {1, 2, 30, 8}) {
+      parts.push_back(cpu::snake_depthwise_snake(x.narrow(2, pos, n).contiguous(), a1, i1, w, b, d, a2, i2, &history));
+      pos += n;
+    }
+    EXPECT_TRUE(at::equal(at::cat(parts, 2), want)) << "chunked, dilation " << d;
+    EXPECT_TRUE(at::equal(history, s1.narrow(2, L, P))) << "history holds the last conv inputs";
+  }
+  at::Tensor short_history = at::zeros({B, C, 5});
+  EXPECT_THROW(cpu::snake_depthwise_snake(x, a1, i1, w, b, 1, a2, i2, &short_history), Error);
+  EXPECT_THROW(cpu::snake_depthwise_snake(x, a1, i1, w, b.narrow(0, 0, 5), 1, a2, i2, nullptr), Error);
+}
+
 TEST(CpuVaeKernels, ThreadCountDoesNotChangeTheResult) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor x = at::randn({1, 64, 3000}), alpha = at::rand({1, 64, 1}) + 0.5, inv = (alpha + 1e-9).reciprocal();

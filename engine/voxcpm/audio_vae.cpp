@@ -109,8 +109,15 @@ struct ResidualUnit {
   CausalConv conv7;
   Snake snake2;
   CausalConv conv1;
+  bool fused = false;  // AVX2 CPUs, depthwise conv7: snake1 → conv7 → snake2 as one kernel (same bits)
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
+    if (fused) {
+      at::Tensor* past = h ? &(*h)[conv7.slot] : nullptr;
+      const at::Tensor mid = cpu::snake_depthwise_snake(x.contiguous(), snake1.alpha, snake1.inv_alpha, conv7.weight,
+                                                        conv7.bias, conv7.dilation, snake2.alpha, snake2.inv_alpha, past);
+      return conv1(mid, h).add_(x);
+    }
     return conv1(snake2(conv7(snake1(x), h)), h).add_(x);
   }
 };
@@ -211,6 +218,8 @@ struct LayerLoader {
     u.conv7 = conv(name + ".block.1", c, c, 7, 1, dilation, groups, 6 * dilation);
     u.snake2 = snake(name + ".block.2", c);
     u.conv1 = conv(name + ".block.3", c, c, 1);
+    u.fused = u.snake1.cpu_kernel && u.snake2.cpu_kernel && u.conv7.depthwise_kernel &&
+              u.conv7.left_pad == (u.conv7.weight.size(2) - 1) * dilation;
     return u;
   }
 };

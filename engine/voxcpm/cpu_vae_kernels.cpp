@@ -96,6 +96,14 @@ void check_per_channel(const char* fn, const char* what, const at::Tensor& t, in
                 " values");
 }
 
+void check_depthwise(const char* fn, const at::Tensor& w, const at::Tensor& bias, int64_t C, int64_t dilation) {
+  if (!w.defined() || w.dim() != 3 || w.size(0) != C || w.size(1) != 1 || w.scalar_type() != at::kFloat ||
+      !w.is_contiguous() || dilation < 1)
+    throw Error(std::string(fn) + ": weight must be contiguous float32 [" + std::to_string(C) +
+                ", 1, K] and dilation positive");
+  check_per_channel(fn, "bias", bias, C);
+}
+
 }  // namespace
 
 at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha) {
@@ -114,14 +122,11 @@ at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
   return y;
 }
 
+
 at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation) {
   check_input("depthwise_conv1d", x);
   const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
-  if (!w.defined() || w.dim() != 3 || w.size(0) != C || w.size(1) != 1 || w.scalar_type() != at::kFloat ||
-      !w.is_contiguous() || dilation < 1)
-    throw Error("depthwise_conv1d: weight must be contiguous float32 [" + std::to_string(C) +
-                ", 1, K] and dilation positive");
-  check_per_channel("depthwise_conv1d", "bias", bias, C);
+  check_depthwise("depthwise_conv1d", w, bias, C, dilation);
   const int64_t taps = w.size(2), out_len = L - (taps - 1) * dilation;
   if (out_len < 0)
     throw Error("depthwise_conv1d: input of " + std::to_string(L) + " frames is shorter than the kernel's reach");
@@ -135,6 +140,46 @@ at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::
                        depthwise_row(xp + r * L, yp + r * out_len, out_len, wp + (r % C) * taps, taps, bp[r % C],
                                      dilation);
                    });
+#endif
+  return y;
+}
+
+at::Tensor snake_depthwise_snake(const at::Tensor& x, const at::Tensor& alpha1, const at::Tensor& inv_alpha1,
+                                 const at::Tensor& w, const at::Tensor& bias, int64_t dilation,
+                                 const at::Tensor& alpha2, const at::Tensor& inv_alpha2, at::Tensor* history) {
+  const char* fn = "snake_depthwise_snake";
+  check_input(fn, x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
+  for (const at::Tensor* t : {&alpha1, &inv_alpha1, &alpha2, &inv_alpha2}) check_per_channel(fn, "alpha and 1/alpha", *t, C);
+  check_depthwise(fn, w, bias, C, dilation);
+  const int64_t taps = w.size(2), P = (taps - 1) * dilation;
+  if (history && (!history->defined() || history->sizes() != at::IntArrayRef({B, C, P}) ||
+                  history->scalar_type() != at::kFloat || !history->device().is_cpu() || !history->is_contiguous()))
+    throw Error(std::string(fn) + ": history must be contiguous float32 [" + std::to_string(B) + ", " +
+                std::to_string(C) + ", " + std::to_string(P) + "] on the CPU");
+  at::Tensor y = at::empty_like(x);
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *a1 = alpha1.data_ptr<float>(), *i1 = inv_alpha1.data_ptr<float>();
+  const float *a2 = alpha2.data_ptr<float>(), *i2 = inv_alpha2.data_ptr<float>();
+  const float *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  float* hp = history ? history->data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L * taps, 1)), [&](int64_t r0, int64_t r1) {
+    std::vector<float> buf(static_cast<size_t>(P + L));  // pad ++ snake1(x) of one row
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t c = r % C;
+      float* h = hp ? hp + r * P : nullptr;
+      if (h)
+        std::copy(h, h + P, buf.begin());
+      else
+        std::fill(buf.begin(), buf.begin() + P, 0.0f);
+      snake_row(xp + r * L, buf.data() + P, L, a1[c], i1[c]);
+      if (h) std::copy(buf.begin() + L, buf.end(), h);
+      float* yr = yp + r * L;
+      depthwise_row(buf.data(), yr, L, wp + c * taps, taps, bp[c], dilation);
+      snake_row(yr, yr, L, a2[c], i2[c]);
+    }
+  });
 #endif
   return y;
 }

@@ -17,4 +17,13 @@ at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
 // x [B, C, L] float32, contiguous; w [C, 1, K]; bias [C] → [B, C, L − (K−1)·dilation].
 at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation);
 
+// The channel-wise part of a residual unit, y = snake2(depthwise(pad ++ snake1(x))), in one pass
+// per channel row (one parallel loop, no intermediate tensors): the same bits as the three calls
+// above. pad is the P = (K−1)·dilation frames before x: `history` [B, C, P] (the conv inputs of
+// earlier frames, replaced by the last P of pad ++ snake1(x)), or zeros when history is null.
+// x [B, C, L] → [B, C, L].
+at::Tensor snake_depthwise_snake(const at::Tensor& x, const at::Tensor& alpha1, const at::Tensor& inv_alpha1,
+                                 const at::Tensor& w, const at::Tensor& bias, int64_t dilation,
+                                 const at::Tensor& alpha2, const at::Tensor& inv_alpha2, at::Tensor* history);
+
 }  // namespace voxcpm::cpu
