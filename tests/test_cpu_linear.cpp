@@ -109,6 +109,37 @@ TEST(CpuLinear, PhasesInterleaveInTime) {
                Error);  // 20 outputs are not 3 phases
 }
 
+TEST(CpuLinear, ChannelsFirstOverManyFramesGivesTheRowTileBits) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  // From 64 frames on, small weights take the frame-vectorised kernel (the AudioVAE's 1x1
+  // convs), a last block of < 16 frames and large weights the row tiles: all the same bits as
+  // the row-major product, and a residual is added as (W x + b) + r.
+  at::manual_seed(5);
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    for (int64_t n : {1, 7, 16, 17, 64, 130, 300}) {
+      for (int64_t k : {1, 7, 64, 257}) {
+        const at::Tensor packed = cpu::pack_linear_weight(at::randn({n, k}).to(dt));
+        const at::Tensor b = at::randn({n});
+        for (int64_t m : {64, 65, 80, 100, 250}) {
+          const at::Tensor x = at::randn({k, m}), r = at::randn({n, m});
+          const at::Tensor cf = cpu::packed_linear_channels_first(x, packed, n, b);
+          EXPECT_TRUE(at::equal(cf.t(), cpu::packed_linear(x.t().contiguous(), packed, n, b)))
+              << "n " << n << " k " << k << " m " << m;
+          EXPECT_TRUE(at::equal(cpu::packed_linear_channels_first(x, packed, n, at::Tensor()).t(),
+                                cpu::packed_linear(x.t().contiguous(), packed, n, at::Tensor())));
+          EXPECT_TRUE(at::equal(cpu::packed_linear_channels_first(x, packed, n, b, 1, r), cf + r))
+              << "residual, n " << n << " k " << k << " m " << m;
+        }
+      }
+    }
+  }
+  const at::Tensor packed = cpu::pack_linear_weight(at::randn({16, 8}));
+  EXPECT_THROW(cpu::packed_linear_channels_first(at::randn({8, 70}), packed, 16, at::Tensor(), 1, at::randn({16, 69})),
+               Error);  // residual shape
+  EXPECT_THROW(cpu::packed_linear_channels_first(at::randn({8, 70}), packed, 16, at::Tensor(), 2, at::randn({8, 140})),
+               Error);  // residual with phases
+}
+
 TEST(CpuLinear, SeveralWeightsInOneCallGiveTheSameBits) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   // Q/K/V-like (uneven output counts, one not a multiple of the panel) and gate/up-like, both

@@ -64,6 +64,13 @@ struct CausalConv {
     return at::conv1d(xp, weight, bias, at::IntArrayRef(stride), at::IntArrayRef(no_pad), at::IntArrayRef(dilation),
                       groups);
   }
+
+  // conv(x) + residual; a packed 1x1 conv adds it in the kernel's store (same bits, no extra pass).
+  at::Tensor plus(const at::Tensor& x, const at::Tensor& residual, History* h) const {
+    if (packed.defined() && x.size(0) == 1 && residual.sizes() == x.sizes())
+      return cpu::packed_linear_channels_first(x[0], packed, out_channels, bias, 1, residual[0]).unsqueeze(0);
+    return (*this)(x, h).add_(residual);
+  }
 };
 
 // ConvTranspose1d (k = 2s, stride s) trimmed to L*s outputs: output frame j depends on input
@@ -116,9 +123,9 @@ struct ResidualUnit {
       at::Tensor* past = h ? &(*h)[conv7.slot] : nullptr;
       const at::Tensor mid = cpu::snake_depthwise_snake(x.contiguous(), snake1.alpha, snake1.inv_alpha, conv7.weight,
                                                         conv7.bias, conv7.dilation, snake2.alpha, snake2.inv_alpha, past);
-      return conv1(mid, h).add_(x);
+      return conv1.plus(mid, x, h);
     }
-    return conv1(snake2(conv7(snake1(x), h)), h).add_(x);
+    return conv1.plus(snake2(conv7(snake1(x), h)), x, h);
   }
 };
 

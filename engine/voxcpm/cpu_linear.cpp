@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -170,6 +171,98 @@ void run_panels_as(const float* xt, int64_t m_len, int64_t k_len, const W* wp, i
   });
 }
 
+// A weight as float32 for a broadcast (bfloat16: its bits are the top half).
+inline float widen(float v) { return v; }
+inline float widen(uint16_t v) {
+  const uint32_t bits = static_cast<uint32_t>(v) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Channels-first, one phase, many frames (the AudioVAE's 1x1 convs): JX output channels (panel
+// columns jp..jp+JX) of 16 consecutive frames, vectorised over the frames, so that x rows are
+// plain vector loads and each channel's 16 outputs one vector store (plus bias, plus `res`, the
+// residual in y's layout, or null). Each output is the same FMA chain over k as micro's: same bits.
+template <int JX, class W>
+VOXCPM_AVX2 void micro_frames(const W* panel, int64_t jp, const float* x, int64_t m_stride, int64_t k_len, float* y,
+                              const float* bias, const float* res) {
+  __m256 lo[JX], hi[JX];
+#pragma GCC unroll 6
+  for (int j = 0; j < JX; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < k_len; ++k) {
+    const float* xk = x + k * m_stride;
+    const __m256 x0 = _mm256_loadu_ps(xk), x1 = _mm256_loadu_ps(xk + 8);
+    const W* wk = panel + k * kPanel + jp;
+#pragma GCC unroll 6
+    for (int j = 0; j < JX; ++j) {
+      const __m256 w = _mm256_set1_ps(widen(wk[j]));
+      lo[j] = _mm256_fmadd_ps(w, x0, lo[j]);
+      hi[j] = _mm256_fmadd_ps(w, x1, hi[j]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int j = 0; j < JX; ++j) {
+    __m256 a = lo[j], b = hi[j];
+    if (bias) {
+      const __m256 bj = _mm256_set1_ps(bias[j]);
+      a = _mm256_add_ps(a, bj);
+      b = _mm256_add_ps(b, bj);
+    }
+    if (res) {
+      a = _mm256_add_ps(a, _mm256_loadu_ps(res + j * m_stride));
+      b = _mm256_add_ps(b, _mm256_loadu_ps(res + j * m_stride + 8));
+    }
+    _mm256_storeu_ps(y + j * m_stride, a);
+    _mm256_storeu_ps(y + j * m_stride + 8, b);
+  }
+}
+
+// y [N, M] = W x + b (+ res) for x [K, M], parallel over blocks of 16 frames, each block through
+// every panel while its x columns stay in L1. A last block of fewer frames takes the row tiles.
+template <class W>
+void run_frames_as(const float* x, int64_t m_len, int64_t k_len, const W* wp, int64_t panels, int64_t n,
+                   const float* bias, float* y, const float* res) {
+  const int64_t blocks = (m_len + 15) / 16;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      const int64_t m0 = blk * 16, rows = std::min<int64_t>(16, m_len - m0);
+      for (int64_t p = 0; p < panels; ++p) {
+        const W* panel = wp + p * k_len * kPanel;
+        const int64_t j0 = p * kPanel, cols = std::min(kPanel, n - j0);
+        const float* bp = bias ? bias + j0 : nullptr;
+        if (rows < 16) {
+          panel_rows(panel, x + m0, m_len, rows, k_len, y + m0, OutLayout{1, 1, m_len, 1}, j0, cols, bp,
+                     static_cast<const W*>(nullptr));
+          if (res)
+            for (int64_t j = j0; j < j0 + cols; ++j)
+              for (int64_t m = m0; m < m_len; ++m) y[j * m_len + m] += res[j * m_len + m];
+          continue;
+        }
+        for (int64_t jp = 0; jp < cols; jp += 6) {
+          float* yj = y + (j0 + jp) * m_len + m0;
+          const float* rj = res ? res + (j0 + jp) * m_len + m0 : nullptr;
+          const float* bj = bp ? bp + jp : nullptr;
+          switch (std::min<int64_t>(6, cols - jp)) {
+            case 6: micro_frames<6>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+            case 5: micro_frames<5>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+            case 4: micro_frames<4>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+            case 3: micro_frames<3>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+            case 2: micro_frames<2>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+            default: micro_frames<1>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
+          }
+        }
+      }
+    }
+  });
+}
+
+// One-phase channels-first products vectorise over frames from this many frames on, when the
+// weight stays in L2 while every block of frames streams it (larger ones: the row tiles, which
+// read each panel once; measured at 512² weights: 1.85 vs 2.30 ms).
+constexpr int64_t kFramesPathMin = 64;
+constexpr int64_t kFramesPathMaxWeightBytes = 256 * 1024;
+
 // y = xt^T W^T + b over all panels, parallel; output (m, j) at y[m · o.row + o.at(j)].
 void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor& packed, int64_t n, const float* bias,
                 float* y, const OutLayout& o) {
@@ -281,7 +374,7 @@ at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& pa
 }
 
 at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
-                                        const at::Tensor& bias, int64_t phases) {
+                                        const at::Tensor& bias, int64_t phases, const at::Tensor& residual) {
   check_packed("packed_linear_channels_first", packed, n, bias);
   const int64_t k_len = packed.size(1);
   if (!x.defined() || x.dim() != 2 || x.size(0) != k_len || x.scalar_type() != at::kFloat || !x.device().is_cpu())
@@ -291,13 +384,30 @@ at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& p
     throw Error("packed_linear_channels_first: " + std::to_string(n) + " outputs do not split into " +
                 std::to_string(phases) + " phases");
   const int64_t m_len = x.size(1);
+  if (residual.defined() && (phases != 1 || residual.sizes() != at::IntArrayRef({n, m_len}) ||
+                             residual.scalar_type() != at::kFloat || !residual.device().is_cpu()))
+    throw Error("packed_linear_channels_first: the residual must be float32 [" + std::to_string(n) + ", " +
+                std::to_string(m_len) + "] on the CPU (one phase)");
   at::Tensor y = at::empty({n / phases, m_len * phases}, x.options());
   if (m_len == 0) return y;
 #ifdef VOXCPM_PACKED_LINEAR
   const at::Tensor xt = x.contiguous();
-  run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
-             y.data_ptr<float>(), OutLayout{phases, phases, m_len * phases, 1});
+  const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
+  if (phases == 1 && m_len >= kFramesPathMin && static_cast<int64_t>(packed.nbytes()) <= kFramesPathMaxWeightBytes) {
+    const at::Tensor res = residual.defined() ? residual.contiguous() : at::Tensor();
+    const float* rp = res.defined() ? res.data_ptr<float>() : nullptr;
+    if (packed.scalar_type() == at::kBFloat16)
+      run_frames_as(xt.data_ptr<float>(), m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()),
+                    packed.size(0), n, bp, y.data_ptr<float>(), rp);
+    else
+      run_frames_as(xt.data_ptr<float>(), m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bp,
+                    y.data_ptr<float>(), rp);
+    return y;
+  }
+  run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bp, y.data_ptr<float>(),
+             OutLayout{phases, phases, m_len * phases, 1});
 #endif
+  if (residual.defined()) y.add_(residual);
   return y;
 }
 

@@ -36,8 +36,10 @@ at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& pa
 // The same product in channels-first layout, for convolutions: x [K, M] (K input channels·taps,
 // M frames) → y [N, M] = W x + b. With `phases` s > 1 (a transposed convolution of stride s, whose
 // output j = c·s + r is phase r of channel c), the phases interleave in time: y [N/s, M·s] with
-// y[c, m·s + r] = (W x + b)[c·s + r, m], written in place by the kernel.
+// y[c, m·s + r] = (W x + b)[c·s + r, m], written in place by the kernel. A `residual` [N, M]
+// (one phase only) is added to the result as (W x + b) + residual, in the kernel's store.
 at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& packed, int64_t n,
-                                        const at::Tensor& bias, int64_t phases = 1);
+                                        const at::Tensor& bias, int64_t phases = 1,
+                                        const at::Tensor& residual = at::Tensor());
 
 }  // namespace voxcpm::cpu
