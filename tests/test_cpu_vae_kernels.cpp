@@ -93,6 +93,33 @@ TEST(CpuVaeKernels, DepthwiseConvMatchesConv1d) {
   }
 }
 
+TEST(CpuVaeKernels, FewOutputConvMatchesConv1dAndIgnoresChunking) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(13);
+  for (int64_t outputs : {1, 3}) {
+    for (int64_t dilation : {1, 2}) {
+      for (int64_t out_len : {0, 1, 15, 16, 17, 600}) {
+        const int64_t c = 9, len = out_len + 6 * dilation;
+        const at::Tensor x = at::randn({2, c, len}), w = at::randn({outputs, c, 7}), b = at::randn({outputs});
+        const at::Tensor y = cpu::conv1d_few_outputs(x, w, b, dilation);
+        ASSERT_EQ(y.sizes(), at::IntArrayRef({2, outputs, out_len}));
+        if (out_len == 0) continue;
+        const at::Tensor ref = at::conv1d(x.to(at::kDouble), w.to(at::kDouble), b.to(at::kDouble), at::IntArrayRef(1),
+                                          at::IntArrayRef(0), at::IntArrayRef(dilation));
+        EXPECT_LT(max_err(y, ref), 1e-4) << "outputs " << outputs << " dilation " << dilation << " out " << out_len;
+        // A frame computed from a later start (the stateful decoder's chunks) has the same bits.
+        if (out_len > 5) {
+          const at::Tensor part = cpu::conv1d_few_outputs(x.narrow(2, 5, len - 5).contiguous(), w, b, dilation);
+          EXPECT_TRUE(at::equal(part, y.narrow(2, 5, out_len - 5)));
+        }
+      }
+    }
+  }
+  EXPECT_THROW(cpu::conv1d_few_outputs(at::randn({1, 4, 5}), at::randn({1, 4, 7}), at::randn({1}), 1), Error);
+  EXPECT_THROW(cpu::conv1d_few_outputs(at::randn({1, 4, 20}), at::randn({1, 3, 7}), at::randn({1}), 1), Error);
+  EXPECT_THROW(cpu::conv1d_few_outputs(at::randn({1, 4, 20}), at::randn({1, 4, 7}), at::randn({2}), 1), Error);
+}
+
 // The fused residual-unit kernel is the three kernels in a row, bit for bit, with zero padding
 // (full decode) and with a history carried over chunks of any length, shorter than the pad too.
 TEST(CpuVaeKernels, FusedSnakeDepthwiseSnakeIsTheThreeKernels) {

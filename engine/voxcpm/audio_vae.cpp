@@ -39,6 +39,7 @@ struct CausalConv {
   at::Tensor packed;  // 1x1 convs on AVX2 CPUs: the weight packed for cpu::packed_linear (weight undefined)
   int64_t out_channels = 0;
   bool depthwise_kernel = false;  // depthwise convs on AVX2 CPUs: cpu::depthwise_conv1d
+  bool few_outputs_kernel = false;  // the last conv (C → 1) on AVX2 CPUs: cpu::conv1d_few_outputs
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
     if (packed.defined()) {  // a 1x1 conv is W x + b per sequence
@@ -60,6 +61,7 @@ struct CausalConv {
       }
     }
     if (depthwise_kernel) return cpu::depthwise_conv1d(xp.contiguous(), weight, bias, dilation);
+    if (few_outputs_kernel) return cpu::conv1d_few_outputs(xp.contiguous(), weight, bias, dilation);
     const int64_t no_pad = 0;
     return at::conv1d(xp, weight, bias, at::IntArrayRef(stride), at::IntArrayRef(no_pad), at::IntArrayRef(dilation),
                       groups);
@@ -185,6 +187,7 @@ struct LayerLoader {
       c.weight = at::Tensor();
     }
     c.depthwise_kernel = groups == cin && groups == cout && stride == 1 && packs(c.weight);
+    c.few_outputs_kernel = groups == 1 && cout <= 4 && stride == 1 && packs(c.weight);
     if (slot_shapes && left_pad > 0) {
       c.slot = static_cast<int>(slot_shapes->size());
       slot_shapes->push_back({cin, left_pad});

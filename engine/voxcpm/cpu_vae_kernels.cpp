@@ -80,6 +80,32 @@ VOXCPM_AVX2 void depthwise_row(const float* x, float* y, int64_t len, const floa
     y[j] = acc;
   }
 }
+// Output row o of a dense conv over frames j0..j1: eight frames per vector, one FMA chain per
+// frame over (c, k); the tail frames take the same chain in scalar FMAs (same bits).
+VOXCPM_AVX2 void dense_conv_row(const float* x, int64_t in_len, int64_t C, const float* w, int64_t taps, float b,
+                                int64_t d, float* y, int64_t j0, int64_t j1) {
+  int64_t j = j0;
+  for (; j + 16 <= j1; j += 16) {
+    __m256 a0 = _mm256_set1_ps(b), a1 = a0;
+    for (int64_t c = 0; c < C; ++c) {
+      const float* xc = x + c * in_len + j;
+      const float* wc = w + c * taps;
+      for (int64_t k = 0; k < taps; ++k) {
+        const __m256 wk = _mm256_set1_ps(wc[k]);
+        a0 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(xc + k * d), a0);
+        a1 = _mm256_fmadd_ps(wk, _mm256_loadu_ps(xc + k * d + 8), a1);
+      }
+    }
+    _mm256_storeu_ps(y + j, a0);
+    _mm256_storeu_ps(y + j + 8, a1);
+  }
+  for (; j < j1; ++j) {
+    float acc = b;
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t k = 0; k < taps; ++k) acc = std::fma(w[c * taps + k], x[c * in_len + j + k * d], acc);
+    y[j] = acc;
+  }
+}
 #endif
 
 void check_input(const char* fn, const at::Tensor& x) {
@@ -140,6 +166,35 @@ at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::
                        depthwise_row(xp + r * L, yp + r * out_len, out_len, wp + (r % C) * taps, taps, bp[r % C],
                                      dilation);
                    });
+#endif
+  return y;
+}
+
+at::Tensor conv1d_few_outputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation) {
+  const char* fn = "conv1d_few_outputs";
+  check_input(fn, x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
+  if (!w.defined() || w.dim() != 3 || w.size(1) != C || w.scalar_type() != at::kFloat || !w.is_contiguous() ||
+      dilation < 1)
+    throw Error(std::string(fn) + ": weight must be contiguous float32 [O, " + std::to_string(C) +
+                ", K] and dilation positive");
+  const int64_t O = w.size(0), taps = w.size(2), out_len = L - (taps - 1) * dilation;
+  check_per_channel(fn, "bias", bias, O);
+  if (out_len < 0)
+    throw Error(std::string(fn) + ": input of " + std::to_string(L) + " frames is shorter than the kernel's reach");
+  at::Tensor y = at::empty({B, O, out_len}, x.options());
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  constexpr int64_t kBlock = 512;  // frames per task
+  const int64_t blocks = (out_len + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * O * blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t row = t / blocks, b = row / O, o = row % O, j0 = (t % blocks) * kBlock;
+      dense_conv_row(xp + b * C * L, L, C, wp + o * C * taps, taps, bp[o], dilation, yp + row * out_len, j0,
+                     std::min(out_len, j0 + kBlock));
+    }
+  });
 #endif
   return y;
 }

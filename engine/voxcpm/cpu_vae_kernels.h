@@ -17,6 +17,12 @@ at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
 // x [B, C, L] float32, contiguous; w [C, 1, K]; bias [C] → [B, C, L − (K−1)·dilation].
 at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation);
 
+// A dense conv1d with few output channels (the decoder's last conv, C → 1, k 7), where ATen
+// unfolds the whole input first: y[b, o, j] = bias[o] + Σ_c Σ_k w[o, c, k] · x[b, c, j + k·dilation],
+// no padding, one FMA chain per output in (c, k) order, so a frame's value does not depend on the
+// chunk it falls in. x [B, C, L] float32, contiguous; w [O, C, K]; bias [O] → [B, O, L − (K−1)·dilation].
+at::Tensor conv1d_few_outputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation);
+
 // The channel-wise part of a residual unit, y = snake2(depthwise(pad ++ snake1(x))), in one pass
 // per channel row (one parallel loop, no intermediate tensors): the same bits as the three calls
 // above. pad is the P = (K−1)·dilation frames before x: `history` [B, C, P] (the conv inputs of
