@@ -149,6 +149,35 @@ TEST(CpuVaeKernels, FusedSnakeDepthwiseSnakeIsTheThreeKernels) {
   EXPECT_THROW(cpu::snake_depthwise_snake(x, a1, i1, w, b.narrow(0, 0, 5), 1, a2, i2, nullptr), Error);
 }
 
+// The last conv's and the transposed convs' inputs: snake written after its history, and snake
+// stacked over its one-frame shift; bit for bit the snake + cat they replace, chunk by chunk.
+TEST(CpuVaeKernels, SnakeIntoConvInputsIsSnakePlusCat) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(17);
+  const int64_t B = 2, C = 5, L = 23, P = 6;
+  const at::Tensor x = at::randn({B, C, L}), a = at::rand({1, C, 1}) + 0.5, inv = (a + 1e-9).reciprocal();
+  const at::Tensor s = cpu::snake(x, a, inv);
+  const at::Tensor padded = at::constant_pad_nd(s, {P, 0});
+  EXPECT_TRUE(at::equal(cpu::snake_after_history(x, a, inv, nullptr, P), padded));
+  const at::Tensor shifted = at::cat({at::zeros({B, C, 1}), s.narrow(2, 0, L - 1)}, 2);
+  EXPECT_TRUE(at::equal(cpu::snake_and_shifted(x, a, inv, nullptr), at::cat({s, shifted}, 1)));
+  at::Tensor history = at::zeros({B, C, P}), previous = at::zeros({B, C, 1});
+  int64_t pos = 0;
+  for (int64_t n : {1, 3, 15, 4}) {
+    const at::Tensor part = x.narrow(2, pos, n).contiguous();
+    EXPECT_TRUE(at::equal(cpu::snake_after_history(part, a, inv, &history, P), padded.narrow(2, pos, P + n)))
+        << "frames " << pos << "+" << n;
+    const at::Tensor stacked = cpu::snake_and_shifted(part, a, inv, &previous);
+    EXPECT_TRUE(at::equal(stacked, at::cat({s.narrow(2, pos, n), shifted.narrow(2, pos, n)}, 1)))
+        << "frames " << pos << "+" << n;
+    pos += n;
+  }
+  EXPECT_TRUE(at::equal(previous, s.narrow(2, L - 1, 1)));
+  at::Tensor wrong = at::zeros({B, C, 2});
+  EXPECT_THROW(cpu::snake_and_shifted(x, a, inv, &wrong), Error);
+  EXPECT_THROW(cpu::snake_after_history(x, a, inv, &wrong, P), Error);
+}
+
 TEST(CpuVaeKernels, ThreadCountDoesNotChangeTheResult) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor x = at::randn({1, 64, 3000}), alpha = at::rand({1, 64, 1}) + 0.5, inv = (alpha + 1e-9).reciprocal();

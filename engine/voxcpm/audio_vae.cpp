@@ -67,6 +67,16 @@ struct CausalConv {
                       groups);
   }
 
+  // conv(snake(x)); the last conv (C → 1) takes snake(x) written straight after its history.
+  at::Tensor of_snake(const Snake& snake, const at::Tensor& x, History* h) const {
+    if (few_outputs_kernel && snake.cpu_kernel && left_pad > 0) {
+      at::Tensor* past = h ? &(*h)[slot] : nullptr;
+      const at::Tensor xp = cpu::snake_after_history(x.contiguous(), snake.alpha, snake.inv_alpha, past, left_pad);
+      return cpu::conv1d_few_outputs(xp, weight, bias, dilation);
+    }
+    return (*this)(snake(x), h);
+  }
+
   // conv(x) + residual; a packed 1x1 conv adds it in the kernel's store (same bits, no extra pass).
   at::Tensor plus(const at::Tensor& x, const at::Tensor& residual, History* h) const {
     if (packed.defined() && x.size(0) == 1 && residual.sizes() == x.sizes())
@@ -90,16 +100,11 @@ struct CausalConvT {
   at::Tensor operator()(const at::Tensor& x, History* h) const {
     const int64_t len = x.size(2);
     if (packed.defined()) {
-      const int64_t B = x.size(0), cin = x.size(1), s = stride;
+      const int64_t B = x.size(0), cin = x.size(1);
       const at::Tensor prev = h ? (*h)[slot].clone() : at::zeros({B, cin, 1}, x.options());
       const at::Tensor shifted = at::cat({prev, x.narrow(2, 0, len - 1)}, 2);  // x_{j-1}
       if (h) (*h)[slot].copy_(x.narrow(2, len - 1, 1));
-      const at::Tensor in = at::cat({x, shifted}, 1);  // [B, 2·Cin, L]
-      if (B == 1) return cpu::packed_linear_channels_first(in[0], packed, out_channels * s, phase_bias, s).unsqueeze(0);
-      std::vector<at::Tensor> ys;
-      for (int64_t b = 0; b < B; ++b)
-        ys.push_back(cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias, s));
-      return at::stack(ys, 0);
+      return stacked_product(at::cat({x, shifted}, 1));
     }
     at::Tensor xf = x;
     int64_t skip = 0;
@@ -110,6 +115,26 @@ struct CausalConvT {
       skip = stride;
     }
     return at::conv_transpose1d(xf, weight, bias, stride).narrow(2, skip, len * stride);
+  }
+
+  // up(snake(x)); with the packed product, snake(x) and its one-frame shift are written as one input.
+  at::Tensor of_snake(const Snake& snake, const at::Tensor& x, History* h) const {
+    if (packed.defined() && snake.cpu_kernel && x.size(2) > 0) {
+      at::Tensor* prev = h ? &(*h)[slot] : nullptr;
+      return stacked_product(cpu::snake_and_shifted(x.contiguous(), snake.alpha, snake.inv_alpha, prev));
+    }
+    return (*this)(snake(x), h);
+  }
+
+ private:
+  // The packed product of [x_j; x_{j-1}] ([B, 2·Cin, L]), phases interleaved in time.
+  at::Tensor stacked_product(const at::Tensor& in) const {
+    const int64_t s = stride;
+    if (in.size(0) == 1) return cpu::packed_linear_channels_first(in[0], packed, out_channels * s, phase_bias, s).unsqueeze(0);
+    std::vector<at::Tensor> ys;
+    for (int64_t b = 0; b < in.size(0); ++b)
+      ys.push_back(cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias, s));
+    return at::stack(ys, 0);
   }
 };
 
@@ -151,7 +176,7 @@ struct DecoderBlock {
 
   at::Tensor operator()(at::Tensor x, int64_t bucket, History* h) const {
     if (!sr_scale.empty()) x = x * sr_scale[bucket] + sr_bias[bucket];
-    x = up(snake(x), h);
+    x = up.of_snake(snake, x, h);
     for (const ResidualUnit& u : units) x = u(x, h);
     return x;
   }
@@ -401,7 +426,7 @@ at::Tensor AudioVAE::run_decoder(const at::Tensor& z, int64_t bucket, History* h
   at::Tensor x = z;
   for (const CausalConv& c : m.dec_in) x = c(x, history);
   for (const DecoderBlock& b : m.dec_blocks) x = b(x, bucket, history);
-  return m.dec_out(m.dec_snake(x), history).tanh_();
+  return m.dec_out.of_snake(m.dec_snake, x, history).tanh_();
 }
 
 at::Tensor AudioVAE::decode(const at::Tensor& z) const {

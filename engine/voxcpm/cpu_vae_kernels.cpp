@@ -199,6 +199,76 @@ at::Tensor conv1d_few_outputs(const at::Tensor& x, const at::Tensor& w, const at
   return y;
 }
 
+namespace {
+
+void check_history(const char* fn, const at::Tensor* h, int64_t B, int64_t C, int64_t P) {
+  if (h && (!h->defined() || h->sizes() != at::IntArrayRef({B, C, P}) || h->scalar_type() != at::kFloat ||
+            !h->device().is_cpu() || !h->is_contiguous()))
+    throw Error(std::string(fn) + ": history must be contiguous float32 [" + std::to_string(B) + ", " +
+                std::to_string(C) + ", " + std::to_string(P) + "] on the CPU");
+}
+
+}  // namespace
+
+at::Tensor snake_after_history(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                               at::Tensor* history, int64_t pad) {
+  const char* fn = "snake_after_history";
+  check_input(fn, x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2), P = pad;
+  check_per_channel(fn, "alpha", alpha, C);
+  check_per_channel(fn, "inv_alpha", inv_alpha, C);
+  if (P < 0) throw Error(std::string(fn) + ": negative pad");
+  check_history(fn, history, B, C, P);
+  at::Tensor y = at::empty({B, C, P + L}, x.options());
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
+  float* hp = history ? history->data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      float* yr = yp + r * (P + L);
+      float* h = hp ? hp + r * P : nullptr;
+      if (h)
+        std::copy(h, h + P, yr);
+      else
+        std::fill(yr, yr + P, 0.0f);
+      snake_row(xp + r * L, yr + P, L, a[r % C], ia[r % C]);
+      if (h) std::copy(yr + L, yr + L + P, h);
+    }
+  });
+#endif
+  return y;
+}
+
+at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                             at::Tensor* previous) {
+  const char* fn = "snake_and_shifted";
+  check_input(fn, x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2);
+  check_per_channel(fn, "alpha", alpha, C);
+  check_per_channel(fn, "inv_alpha", inv_alpha, C);
+  check_history(fn, previous, B, C, 1);
+  if (L == 0) throw Error(std::string(fn) + ": no frames");
+  at::Tensor y = at::empty({B, 2 * C, L}, x.options());
+#ifdef VOXCPM_VAE_KERNELS
+  const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
+  float* pp = previous ? previous->data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / C, c = r % C;
+      float* s = yp + (b * 2 * C + c) * L;  // snake(x) row
+      float* shifted = s + C * L;            // the same row one frame later
+      snake_row(xp + r * L, s, L, a[c], ia[c]);
+      shifted[0] = pp ? pp[r] : 0.0f;
+      std::copy(s, s + L - 1, shifted + 1);
+      if (pp) pp[r] = s[L - 1];
+    }
+  });
+#endif
+  return y;
+}
+
 at::Tensor snake_depthwise_snake(const at::Tensor& x, const at::Tensor& alpha1, const at::Tensor& inv_alpha1,
                                  const at::Tensor& w, const at::Tensor& bias, int64_t dilation,
                                  const at::Tensor& alpha2, const at::Tensor& inv_alpha2, at::Tensor* history) {
@@ -208,10 +278,7 @@ at::Tensor snake_depthwise_snake(const at::Tensor& x, const at::Tensor& alpha1, 
   for (const at::Tensor* t : {&alpha1, &inv_alpha1, &alpha2, &inv_alpha2}) check_per_channel(fn, "alpha and 1/alpha", *t, C);
   check_depthwise(fn, w, bias, C, dilation);
   const int64_t taps = w.size(2), P = (taps - 1) * dilation;
-  if (history && (!history->defined() || history->sizes() != at::IntArrayRef({B, C, P}) ||
-                  history->scalar_type() != at::kFloat || !history->device().is_cpu() || !history->is_contiguous()))
-    throw Error(std::string(fn) + ": history must be contiguous float32 [" + std::to_string(B) + ", " +
-                std::to_string(C) + ", " + std::to_string(P) + "] on the CPU");
+  check_history(fn, history, B, C, P);
   at::Tensor y = at::empty_like(x);
 #ifdef VOXCPM_VAE_KERNELS
   const float *xp = x.data_ptr<float>(), *a1 = alpha1.data_ptr<float>(), *i1 = inv_alpha1.data_ptr<float>();

@@ -23,6 +23,17 @@ at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::
 // chunk it falls in. x [B, C, L] float32, contiguous; w [O, C, K]; bias [O] → [B, O, L − (K−1)·dilation].
 at::Tensor conv1d_few_outputs(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, int64_t dilation);
 
+// Snake after P frames of history, [B, C, P + L] = pad ++ snake(x) (the input of a causal conv):
+// pad is `history` [B, C, P], replaced by the last P frames of the result, or zeros when null.
+at::Tensor snake_after_history(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                               at::Tensor* history, int64_t pad);
+
+// The input of a causal transposed conv as one product: [B, 2C, L] = [snake(x); snake(x) one frame
+// later], whose shifted half starts with `previous` [B, C, 1] (replaced by the last frame of
+// snake(x)), or with zeros when previous is null.
+at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                             at::Tensor* previous);
+
 // The channel-wise part of a residual unit, y = snake2(depthwise(pad ++ snake1(x))), in one pass
 // per channel row (one parallel loop, no intermediate tensors): the same bits as the three calls
 // above. pad is the P = (K−1)·dilation frames before x: `history` [B, C, P] (the conv inputs of
