@@ -6,6 +6,8 @@
 #include <tuple>
 #include <utility>
 
+#include <ATen/Parallel.h>
+
 #include "voxcpm/error.h"
 
 namespace voxcpm {
@@ -13,6 +15,28 @@ namespace {
 
 // RMSNorm: variance in float32, normalised value rounded back to the input dtype, then × weight.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  if (x.scalar_type() == at::kFloat && x.device().is_cpu() && weight.scalar_type() == at::kFloat) {
+    // float32 on the CPU: one pass per row instead of six tensor ops (each op's dispatch cost more
+    // than its arithmetic at decode sizes). The sum of squares in double, then the same float
+    // steps: (x · rsqrt(mean + eps)) · weight.
+    const at::Tensor xc = x.contiguous(), wc = weight.contiguous();
+    const int64_t H = xc.size(-1), rows = H ? xc.numel() / H : 0;
+    at::Tensor y = at::empty_like(xc);
+    const float *xp = xc.data_ptr<float>(), *wp = wc.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    at::parallel_for(0, rows, std::max<int64_t>(1, 65536 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const float* xr = xp + r * H;
+        double ss = 0;
+        for (int64_t i = 0; i < H; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+        const float var = static_cast<float>(ss / static_cast<double>(H));
+        const float inv = 1.0f / std::sqrt(var + static_cast<float>(eps));
+        float* yr = yp + r * H;
+        for (int64_t i = 0; i < H; ++i) yr[i] = (xr[i] * inv) * wp[i];
+      }
+    });
+    return y;
+  }
   at::Tensor variance = x.to(at::kFloat).pow(2).mean(-1, /*keepdim=*/true);
   return (x * at::rsqrt(variance + eps)).to(x.scalar_type()) * weight;
 }
@@ -20,8 +44,28 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 // Rotate-half RoPE on x [B, heads, S, hd] with cos/sin [S, hd]: computed in float32 (the
 // module-dtype tables are promoted exactly), rounded back once.
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const at::Tensor xf = x.to(at::kFloat);
   const int64_t half = x.size(-1) / 2;
+  if (x.scalar_type() == at::kFloat && x.device().is_cpu() && x.dim() == 4 && x.stride(3) == 1 &&
+      cos.scalar_type() == at::kFloat && cos.is_contiguous() && sin.is_contiguous()) {
+    // float32 on the CPU: x·cos + rotate_half(x)·sin in one pass, written contiguous
+    // [B, heads, S, hd]; rotate_half's negation makes the first half a subtraction (same bits).
+    const int64_t B = x.size(0), N = x.size(1), S = x.size(2), hd = x.size(3);
+    at::Tensor y = at::empty({B, N, S, hd}, x.options());
+    const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    const int64_t sb = x.stride(0), sn = x.stride(1), ss = x.stride(2);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t t = 0; t < S; ++t) {
+          const float* xr = xp + b * sb + n * sn + t * ss;
+          const float *c = cp + t * hd, *sr = sp + t * hd;
+          float* yr = yp + ((b * N + n) * S + t) * hd;
+          for (int64_t i = 0; i < half; ++i) yr[i] = xr[i] * c[i] - xr[i + half] * sr[i];
+          for (int64_t i = half; i < hd; ++i) yr[i] = xr[i] * c[i] + xr[i - half] * sr[i];
+        }
+    return y;
+  }
+  const at::Tensor xf = x.to(at::kFloat);
   const at::Tensor rotated = at::cat({-xf.narrow(-1, half, half), xf.narrow(-1, 0, half)}, -1);
   return (xf * cos + rotated * sin).to(x.scalar_type());
 }
@@ -42,15 +86,16 @@ at::Tensor attention_full(const at::Tensor& q_in, const at::Tensor& k_in, const 
   const bool reduced = is_reduced(q_in);
   const at::Tensor q = reduced ? q_in.to(at::kFloat) : q_in;
   const at::Tensor k = reduced ? k_in.to(at::kFloat) : k_in, v = reduced ? v_in.to(at::kFloat) : v_in;
-  const int64_t S = q.size(2), Sk = k.size(2), groups = q.size(1) / k.size(1);
-  const at::Tensor kr = groups == 1 ? k : k.repeat_interleave(groups, 1);
-  const at::Tensor vr = groups == 1 ? v : v.repeat_interleave(groups, 1);
-  at::Tensor scores = at::matmul(q, kr.transpose(-2, -1));
+  const int64_t B = q.size(0), heads = q.size(1), S = q.size(2), hd = q.size(3), kv = k.size(1), Sk = k.size(2);
+  // Query heads h = g·kv_group + i share kv head g (repeat_interleave in Python): as [B, kv, group·S, hd]
+  // they meet their kv head in one product per kv head, without copying K and V per query head.
+  const int64_t rows = heads / kv * S;
+  at::Tensor scores = at::matmul(q.contiguous().view({B, kv, rows, hd}), k.transpose(-2, -1)).view({B, heads, S, Sk});
   scores.mul_(scale);
   if (causal)
     scores.masked_fill_(at::ones({S, Sk}, q.options().dtype(at::kBool)).triu_(1),
                         -std::numeric_limits<double>::infinity());
-  const at::Tensor out = at::matmul(at::softmax(scores, -1), vr);
+  const at::Tensor out = at::matmul(at::softmax(scores, -1).view({B, kv, rows, Sk}), v).view({B, heads, S, hd});
   return reduced ? out.to(q_in.scalar_type()) : out;
 }
 
