@@ -326,7 +326,18 @@ RowMajorCall row_major_call(const char* fn, const at::Tensor& x, int64_t k_len, 
   RowMajorCall c;
   c.m_len = x.numel() / k_len;
   c.y = at::empty(out_sizes, x.options());
-  if (c.m_len > 0) c.xt = x.reshape({c.m_len, k_len}).t().contiguous();
+  if (c.m_len == 0) return c;
+  if (c.m_len > 64) {  // prefill sizes: ATen's blocked copy
+    c.xt = x.reshape({c.m_len, k_len}).t().contiguous();
+    return c;
+  }
+  const at::Tensor xc = x.contiguous();
+  c.xt = at::empty({k_len, c.m_len}, x.options());
+  // Decode sizes: a plain loop (ATen's strided copy of a few rows cost more than the product's setup).
+  const float* src = xc.data_ptr<float>();
+  float* dst = c.xt.data_ptr<float>();
+  for (int64_t m = 0; m < c.m_len; ++m)
+    for (int64_t k = 0; k < k_len; ++k) dst[k * c.m_len + m] = src[m * k_len + k];
   return c;
 }
 
