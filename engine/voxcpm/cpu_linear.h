@@ -4,8 +4,9 @@
 // The weight is packed once at load into panels of 16 outputs ([ceil(N/16), K, 16], zero
 // padded), which an AVX2/FMA micro-kernel streams straight from memory. A bfloat16 checkpoint
 // stays bfloat16 in the panels and is widened exactly in registers: the float32 products of the
-// same values at half the memory and bandwidth. Each output is one float32 sum over k in order
-// 0..K-1 (a BLAS blocks k differently: results agree to rounding).
+// same values at half the memory and bandwidth. Each output of a multi-row call is one float32
+// sum over k in order 0..K-1, whatever row it is; a one-row call (an LM decode step) sums even
+// and odd k in two chains, then adds them (a BLAS blocks k differently: all agree to rounding).
 #pragma once
 
 #include <cstdint>
