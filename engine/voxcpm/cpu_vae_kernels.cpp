@@ -130,6 +130,15 @@ void check_depthwise(const char* fn, const at::Tensor& w, const at::Tensor& bias
   check_per_channel(fn, "bias", bias, C);
 }
 
+// f(r) for rows r of [0, rows) in parallel, in tasks of about 16K elements of `work_per_row`.
+template <class F>
+void for_each_row(int64_t rows, int64_t work_per_row, const F& f) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(work_per_row, 1)),
+                   [&](int64_t r0, int64_t r1) {
+                     for (int64_t r = r0; r < r1; ++r) f(r);
+                   });
+}
+
 }  // namespace
 
 at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha) {
@@ -141,9 +150,7 @@ at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
 #ifdef VOXCPM_VAE_KERNELS
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) snake_row(xp + r * L, yp + r * L, L, a[r % C], ia[r % C]);
-  });
+  for_each_row(B * C, L, [&](int64_t r) { snake_row(xp + r * L, yp + r * L, L, a[r % C], ia[r % C]); });
 #endif
   return y;
 }
@@ -160,12 +167,9 @@ at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::
 #ifdef VOXCPM_VAE_KERNELS
   const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(out_len * taps, 1)),
-                   [&](int64_t r0, int64_t r1) {
-                     for (int64_t r = r0; r < r1; ++r)
-                       depthwise_row(xp + r * L, yp + r * out_len, out_len, wp + (r % C) * taps, taps, bp[r % C],
-                                     dilation);
-                   });
+  for_each_row(B * C, out_len * taps, [&](int64_t r) {
+    depthwise_row(xp + r * L, yp + r * out_len, out_len, wp + (r % C) * taps, taps, bp[r % C], dilation);
+  });
 #endif
   return y;
 }
@@ -224,17 +228,15 @@ at::Tensor snake_after_history(const at::Tensor& x, const at::Tensor& alpha, con
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* hp = history ? history->data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      float* yr = yp + r * (P + L);
-      float* h = hp ? hp + r * P : nullptr;
-      if (h)
-        std::copy(h, h + P, yr);
-      else
-        std::fill(yr, yr + P, 0.0f);
-      snake_row(xp + r * L, yr + P, L, a[r % C], ia[r % C]);
-      if (h) std::copy(yr + L, yr + L + P, h);
-    }
+  for_each_row(B * C, L, [&](int64_t r) {
+    float* yr = yp + r * (P + L);
+    float* h = hp ? hp + r * P : nullptr;
+    if (h)
+      std::copy(h, h + P, yr);
+    else
+      std::fill(yr, yr + P, 0.0f);
+    snake_row(xp + r * L, yr + P, L, a[r % C], ia[r % C]);
+    if (h) std::copy(yr + L, yr + L + P, h);
   });
 #endif
   return y;
@@ -254,16 +256,14 @@ at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* pp = previous ? previous->data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / std::max<int64_t>(L, 1)), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t b = r / C, c = r % C;
-      float* s = yp + (b * 2 * C + c) * L;  // snake(x) row
-      float* shifted = s + C * L;            // the same row one frame later
-      snake_row(xp + r * L, s, L, a[c], ia[c]);
-      shifted[0] = pp ? pp[r] : 0.0f;
-      std::copy(s, s + L - 1, shifted + 1);
-      if (pp) pp[r] = s[L - 1];
-    }
+  for_each_row(B * C, L, [&](int64_t r) {
+    const int64_t b = r / C, c = r % C;
+    float* s = yp + (b * 2 * C + c) * L;  // snake(x) row
+    float* shifted = s + C * L;            // the same row one frame later
+    snake_row(xp + r * L, s, L, a[c], ia[c]);
+    shifted[0] = pp ? pp[r] : 0.0f;
+    std::copy(s, s + L - 1, shifted + 1);
+    if (pp) pp[r] = s[L - 1];
   });
 #endif
   return y;
