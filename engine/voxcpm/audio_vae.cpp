@@ -6,7 +6,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <ATen/core/grad_mode.h>
 
 #include "voxcpm/cpu_linear.h"
 #include "voxcpm/cpu_vae_kernels.h"

@@ -248,43 +248,58 @@ VOXCPM_AVX2 void micro_frames(const W* panel, int64_t jp, const float* x, int64_
   }
 }
 
+// One panel (outputs j0..j0+cols) against 16 frames from x, in tiles of up to 6 channels.
+template <class W>
+void panel_frames(const W* panel, const float* x, int64_t m_stride, int64_t k_len, float* y, int64_t j0,
+                  int64_t cols, const float* bias, const float* res) {
+  for (int64_t jp = 0; jp < cols; jp += 6) {
+    float* yj = y + (j0 + jp) * m_stride;
+    const float* rj = res ? res + (j0 + jp) * m_stride : nullptr;
+    const float* bj = bias ? bias + jp : nullptr;
+    switch (std::min<int64_t>(6, cols - jp)) {
+      case 6: micro_frames<6>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+      case 5: micro_frames<5>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+      case 4: micro_frames<4>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+      case 3: micro_frames<3>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+      case 2: micro_frames<2>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+      default: micro_frames<1>(panel, jp, x, m_stride, k_len, yj, bj, rj); break;
+    }
+  }
+}
+
 // y [N, M] = W x + b (+ res) for x [K, M], parallel over blocks of 16 frames, each block through
 // every panel while its x columns stay in L1. A last block of fewer frames takes the row tiles.
 template <class W>
 void run_frames_as(const float* x, int64_t m_len, int64_t k_len, const W* wp, int64_t panels, int64_t n,
                    const float* bias, float* y, const float* res) {
-  const int64_t blocks = (m_len + 15) / 16;
-  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, (m_len + 15) / 16, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       const int64_t m0 = blk * 16, rows = std::min<int64_t>(16, m_len - m0);
       for (int64_t p = 0; p < panels; ++p) {
         const W* panel = wp + p * k_len * kPanel;
         const int64_t j0 = p * kPanel, cols = std::min(kPanel, n - j0);
         const float* bp = bias ? bias + j0 : nullptr;
-        if (rows < 16) {
-          panel_rows(panel, x + m0, m_len, rows, k_len, y + m0, OutLayout{1, 1, m_len, 1}, j0, cols, bp,
-                     static_cast<const W*>(nullptr));
-          if (res)
-            for (int64_t j = j0; j < j0 + cols; ++j)
-              for (int64_t m = m0; m < m_len; ++m) y[j * m_len + m] += res[j * m_len + m];
+        if (rows == 16) {
+          panel_frames(panel, x + m0, m_len, k_len, y + m0, j0, cols, bp, res ? res + m0 : nullptr);
           continue;
         }
-        for (int64_t jp = 0; jp < cols; jp += 6) {
-          float* yj = y + (j0 + jp) * m_len + m0;
-          const float* rj = res ? res + (j0 + jp) * m_len + m0 : nullptr;
-          const float* bj = bp ? bp + jp : nullptr;
-          switch (std::min<int64_t>(6, cols - jp)) {
-            case 6: micro_frames<6>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-            case 5: micro_frames<5>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-            case 4: micro_frames<4>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-            case 3: micro_frames<3>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-            case 2: micro_frames<2>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-            default: micro_frames<1>(panel, jp, x + m0, m_len, k_len, yj, bj, rj); break;
-          }
-        }
+        panel_rows(panel, x + m0, m_len, rows, k_len, y + m0, OutLayout{1, 1, m_len, 1}, j0, cols, bp,
+                   static_cast<const W*>(nullptr));
+        if (res)
+          for (int64_t j = j0; j < j0 + cols; ++j)
+            for (int64_t m = m0; m < m_len; ++m) y[j * m_len + m] += res[j * m_len + m];
       }
     }
   });
+}
+
+// f(data) with the packed weight's panels as float32 or as bfloat16 bits.
+template <class F>
+void with_panel_data(const at::Tensor& packed, const F& f) {
+  if (packed.scalar_type() == at::kBFloat16)
+    f(reinterpret_cast<const uint16_t*>(packed.data_ptr()));
+  else
+    f(packed.data_ptr<float>());
 }
 
 // One-phase channels-first products vectorise over frames from this many frames on, when the
@@ -296,10 +311,7 @@ constexpr int64_t kFramesPathMaxWeightBytes = 256 * 1024;
 // y = xt^T W^T + b over all panels, parallel; output (m, j) at y[m · o.row + o.at(j)].
 void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor& packed, int64_t n, const float* bias,
                 float* y, const OutLayout& o) {
-  if (packed.scalar_type() == at::kBFloat16)
-    run_panels_as(xt, m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()), packed.size(0), n, bias, y, o);
-  else
-    run_panels_as(xt, m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bias, y, o);
+  with_panel_data(packed, [&](auto wp) { run_panels_as(xt, m_len, k_len, wp, packed.size(0), n, bias, y, o); });
 }
 
 #endif
@@ -437,12 +449,9 @@ at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& p
   if (phases == 1 && m_len >= kFramesPathMin && static_cast<int64_t>(packed.nbytes()) <= kFramesPathMaxWeightBytes) {
     const at::Tensor res = residual.defined() ? residual.contiguous() : at::Tensor();
     const float* rp = res.defined() ? res.data_ptr<float>() : nullptr;
-    if (packed.scalar_type() == at::kBFloat16)
-      run_frames_as(xt.data_ptr<float>(), m_len, k_len, reinterpret_cast<const uint16_t*>(packed.data_ptr()),
-                    packed.size(0), n, bp, y.data_ptr<float>(), rp);
-    else
-      run_frames_as(xt.data_ptr<float>(), m_len, k_len, packed.data_ptr<float>(), packed.size(0), n, bp,
-                    y.data_ptr<float>(), rp);
+    with_panel_data(packed, [&](auto wp) {
+      run_frames_as(xt.data_ptr<float>(), m_len, k_len, wp, packed.size(0), n, bp, y.data_ptr<float>(), rp);
+    });
     return y;
   }
   run_panels(xt.data_ptr<float>(), m_len, k_len, packed, n, bp, y.data_ptr<float>(),
