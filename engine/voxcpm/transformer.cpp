@@ -8,6 +8,7 @@
 
 #include <ATen/Parallel.h>
 
+#include "voxcpm/cpu_transformer_kernels.h"
 #include "voxcpm/error.h"
 
 namespace voxcpm {
@@ -196,6 +197,10 @@ Transformer::Transformer(const Weights& w, const std::string& prefix, const Tran
   norm_ = w.get(prefix + ".norm.weight", {H}, t);
   // Built from the config alone: only once the weights agreed with it (a corrupt config fails above).
   if (!cfg.no_rope) std::tie(cos_, sin_) = rope_tables(cfg, head_dim_, name_, o);
+  fused_attention_ = cpu::attention_from_qkv_supported(head_dim_) &&
+                     std::all_of(layers_.begin(), layers_.end(), [](const Layer& l) {
+                       return l.q.packed.defined() && l.k.packed.defined() && l.v.packed.defined();
+                     });
 }
 
 at::Tensor Transformer::embed(const at::Tensor& ids) const {
@@ -236,16 +241,20 @@ void Transformer::check_cache(const KVCache& cache, int64_t batch) const {
                 shape_str(expected) + " in the module dtype, on its device)");
 }
 
-at::Tensor Transformer::residual_add(const at::Tensor& r, const at::Tensor& h) const {
+void Transformer::residual_add_(at::Tensor& x, const at::Tensor& h) const {
   // use_mup scales the branch by scale_depth/sqrt(layers of this instance); a separate rounding.
-  return cfg_.use_mup ? r + h * depth_scale_ : r + h;
+  if (x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous() && h.is_contiguous() &&
+      h.scalar_type() == at::kFloat && x.sizes() == h.sizes()) {
+    cpu::add_scaled_(x, h, cfg_.use_mup ? static_cast<float>(depth_scale_) : 1.0f);
+    return;
+  }
+  x = cfg_.use_mup ? x + h * depth_scale_ : x + h;
 }
 
 at::Tensor Transformer::mlp(const Layer& l, const at::Tensor& x) const {
   if (l.gate.packed.defined() && l.up.packed.defined()) {
     const int64_t F = l.gate.out_features;
-    const at::Tensor gu = cpu::packed_linears(x, {l.gate.packed, l.up.packed}, {F, F});
-    return l.down(at::silu(gu.narrow(-1, 0, F)) * gu.narrow(-1, F, F));
+    return l.down(cpu::silu_mul(cpu::packed_linears(x, {l.gate.packed, l.up.packed}, {F, F})));
   }
   return l.down(at::silu(l.gate(x)) * l.up(x));
 }
@@ -257,6 +266,59 @@ std::array<at::Tensor, 3> Transformer::project_qkv(const Layer& l, const at::Ten
     return {qkv.narrow(-1, 0, nq), qkv.narrow(-1, nq, nk), qkv.narrow(-1, nq + nk, nk)};
   }
   return {l.q(h), l.k(h), l.v(h)};
+}
+
+at::Tensor Transformer::attention(const Layer& l, const at::Tensor& h, int64_t pos, bool causal,
+                                  const at::Tensor& keys, const at::Tensor& values) const {
+  const int64_t B = h.size(0), S = h.size(1);
+  at::Tensor cos, sin;
+  if (!cfg_.no_rope) {
+    cos = cos_.narrow(0, pos, S);
+    sin = sin_.narrow(0, pos, S);
+  }
+  if (fused_attention_ && S <= kFusedAttentionMaxQueries) {
+    const int64_t nq = l.q.out_features, nk = l.k.out_features;
+    const at::Tensor qkv = cpu::packed_linears(h, {l.q.packed, l.k.packed, l.v.packed}, {nq, nk, nk});
+    at::Tensor k = keys, v = values;
+    if (!k.defined()) {  // no cache: the new keys and values only
+      k = at::empty({B, kv_heads_, S, head_dim_}, h.options());
+      v = at::empty_like(k);
+    }
+    return l.o(cpu::attention_from_qkv(qkv.view({B * S, nq + 2 * nk}), {B, S, heads_, kv_heads_, head_dim_}, k, v,
+                                       pos, causal, cos, sin, attn_scale_));
+  }
+  const auto [q_lin, k_lin, v_lin] = project_qkv(l, h);
+  at::Tensor q = q_lin.view({B, S, heads_, head_dim_}).transpose(1, 2);
+  at::Tensor k = k_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor v = v_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
+  if (!cfg_.no_rope) {
+    q = apply_rope(q, cos, sin);
+    k = apply_rope(k, cos, sin);
+  }
+  q = q.contiguous();
+  if (keys.defined()) {
+    keys.narrow(2, pos, S).copy_(k);
+    values.narrow(2, pos, S).copy_(v);
+  }
+  // A whole sequence (pos 0) attends to its own keys; a step's one query to the cache prefix.
+  const at::Tensor a = pos == 0 ? attention_full(q, k, v, attn_scale_, causal)
+                                : attention_step(q, keys.narrow(2, 0, pos + 1), values.narrow(2, 0, pos + 1), attn_scale_);
+  return l.o(a.transpose(1, 2).reshape({B, S, heads_ * head_dim_}));
+}
+
+at::Tensor Transformer::layers(at::Tensor x, int64_t pos, bool causal, KVCache* cache) const {
+  x = x.contiguous().clone();  // the residual stream, updated in place: never the caller's tensor
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    at::Tensor keys, values;
+    if (cache) {
+      keys = cache->key.select(0, static_cast<int64_t>(i));
+      values = cache->value.select(0, static_cast<int64_t>(i));
+    }
+    residual_add_(x, attention(l, rms_norm(x, l.input_norm, cfg_.rms_norm_eps), pos, causal, keys, values));
+    residual_add_(x, mlp(l, rms_norm(x, l.post_norm, cfg_.rms_norm_eps)));
+  }
+  return rms_norm(x, norm_, cfg_.rms_norm_eps);
 }
 
 at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* cache) const {
@@ -273,35 +335,7 @@ at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* ca
       throw Error("transformer '" + name_ + "': sequence of " + std::to_string(S) +
                   " positions does not fit the KV cache (max_length " + std::to_string(cache->max_length()) + ")");
   }
-  at::Tensor cos, sin;
-  if (!cfg_.no_rope) {
-    cos = cos_.narrow(0, 0, S);
-    sin = sin_.narrow(0, 0, S);
-  }
-
-  at::Tensor x = x_in.to(opts_.tensor());
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    at::Tensor h = rms_norm(x, l.input_norm, cfg_.rms_norm_eps);
-    const auto [q_lin, k_lin, v_lin] = project_qkv(l, h);
-    at::Tensor q = q_lin.view({B, S, heads_, head_dim_}).transpose(1, 2);
-    at::Tensor k = k_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
-    at::Tensor v = v_lin.view({B, S, kv_heads_, head_dim_}).transpose(1, 2);
-    if (!cfg_.no_rope) {
-      q = apply_rope(q, cos, sin);
-      k = apply_rope(k, cos, sin);
-    }
-    q = q.contiguous();
-    if (cache) {
-      const int64_t li = static_cast<int64_t>(i);
-      cache->key.select(0, li).narrow(2, 0, S).copy_(k);
-      cache->value.select(0, li).narrow(2, 0, S).copy_(v);
-    }
-    at::Tensor a = attention_full(q, k, v, attn_scale_, causal);
-    a = a.transpose(1, 2).reshape({B, S, heads_ * head_dim_});
-    x = residual_add(x, l.o(a));
-    x = residual_add(x, mlp(l, rms_norm(x, l.post_norm, cfg_.rms_norm_eps)));
-  }
+  const at::Tensor out = layers(x_in.to(opts_.tensor()), 0, causal, cache);
   if (cache) {
     // StaticKVCache.fill_caches zeroes the whole cache first. Slots at and past `length` are
     // already zero (new_cache zeroes, only slots below `length` are ever written), so zeroing
@@ -313,7 +347,7 @@ at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* ca
     }
     cache->length = S;
   }
-  return rms_norm(x, norm_, cfg_.rms_norm_eps);
+  return out;
 }
 
 at::Tensor Transformer::forward_step(const at::Tensor& x_in, KVCache& cache) const {
@@ -329,38 +363,12 @@ at::Tensor Transformer::forward_step(const at::Tensor& x_in, KVCache& cache) con
   if (!cfg_.no_rope && pos >= cfg_.max_position_embeddings)
     throw Error("transformer '" + name_ + "': position " + std::to_string(pos) +
                 " exceeds max_position_embeddings " + std::to_string(cfg_.max_position_embeddings));
-  at::Tensor cos, sin;
-  if (!cfg_.no_rope) {
-    cos = cos_.narrow(0, pos, 1);
-    sin = sin_.narrow(0, pos, 1);
-  }
-
   // Attends over cache[:pos+1]. The official code attends over the whole static cache with a
   // boolean mask: the same math (masked entries weigh exactly 0), but the longer reductions
   // round differently (≈1e-6 in float32), and the cost would grow with max_length, not pos.
-  at::Tensor x = x_in.to(opts_.tensor());
-  for (size_t i = 0; i < layers_.size(); ++i) {
-    const Layer& l = layers_[i];
-    const int64_t li = static_cast<int64_t>(i);
-    at::Tensor h = rms_norm(x, l.input_norm, cfg_.rms_norm_eps);
-    const auto [q_lin, k_lin, v_lin] = project_qkv(l, h);
-    at::Tensor q = q_lin.view({B, 1, heads_, head_dim_}).transpose(1, 2);
-    at::Tensor k = k_lin.view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
-    at::Tensor v = v_lin.view({B, 1, kv_heads_, head_dim_}).transpose(1, 2);
-    if (!cfg_.no_rope) {
-      q = apply_rope(q, cos, sin);
-      k = apply_rope(k, cos, sin);
-    }
-    q = q.contiguous();
-    at::Tensor keys = cache.key.select(0, li), values = cache.value.select(0, li);
-    keys.narrow(2, pos, 1).copy_(k);
-    values.narrow(2, pos, 1).copy_(v);
-    const at::Tensor a = attention_step(q, keys.narrow(2, 0, pos + 1), values.narrow(2, 0, pos + 1), attn_scale_);
-    x = residual_add(x, l.o(a.reshape({B, heads_ * head_dim_})));
-    x = residual_add(x, mlp(l, rms_norm(x, l.post_norm, cfg_.rms_norm_eps)));
-  }
+  const at::Tensor out = layers(x_in.to(opts_.tensor()).unsqueeze(1), pos, /*causal=*/true, &cache);
   cache.length = pos + 1;
-  return rms_norm(x, norm_, cfg_.rms_norm_eps);
+  return out.squeeze(1);
 }
 
 }  // namespace voxcpm

@@ -61,7 +61,19 @@ class Transformer {
     Linear q, k, v, o, gate, up, down;
   };
 
-  at::Tensor residual_add(const at::Tensor& r, const at::Tensor& h) const;
+  // Decode sizes (an LM step, a LocDiT/LocEnc call) take cpu::attention_from_qkv on AVX2 CPUs in
+  // float32; longer sequences (prefill) the tensor ops, whose batched products scale better.
+  static constexpr int64_t kFusedAttentionMaxQueries = 64;
+
+  // The layers over x [B, S, H] at positions pos..pos+S-1 (pos > 0 only for one-position steps),
+  // their keys/values stored in `cache` when given; returns the final-normed hidden states.
+  at::Tensor layers(at::Tensor x, int64_t pos, bool causal, KVCache* cache) const;
+  // Self-attention of layer l for h [B, S, H] → the output projection [B, S, H]; keys/values: the
+  // layer's cache [B, kv, T, hd] (the new positions are written there) or undefined.
+  at::Tensor attention(const Layer& l, const at::Tensor& h, int64_t pos, bool causal, const at::Tensor& keys,
+                       const at::Tensor& values) const;
+  // x += h (× scale_depth/√layers when use_mup), in place on the CPU in float32.
+  void residual_add_(at::Tensor& x, const at::Tensor& h) const;
   at::Tensor mlp(const Layer& l, const at::Tensor& x) const;
   // q, k, v projections [..., q_dim / kv_dim / kv_dim]: one packed call for the three on AVX2 CPUs.
   std::array<at::Tensor, 3> project_qkv(const Layer& l, const at::Tensor& h) const;
@@ -72,6 +84,7 @@ class Transformer {
   ModuleOptions opts_;
   int64_t heads_ = 0, kv_heads_ = 0, head_dim_ = 0;
   double attn_scale_ = 1.0, depth_scale_ = 1.0;
+  bool fused_attention_ = false;  // every layer's q/k/v packed and the CPU runs cpu::attention_from_qkv
   at::Tensor embed_tokens_;  // [vocab, H] or undefined
   std::vector<Layer> layers_;
   at::Tensor norm_;      // [H]
