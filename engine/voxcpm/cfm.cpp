@@ -10,6 +10,9 @@ namespace {
 
 constexpr double kSwaySamplingCoef = 1.0;  // official defaults at inference
 constexpr double kPi = 3.14159265358979323846;
+// Time embeddings kept for schedules of up to this many steps, up to this many in all (a few MB).
+constexpr int64_t kTimeMemoMaxSteps = 64;
+constexpr size_t kTimeMemoMaxEntries = 512;
 
 }  // namespace
 
@@ -28,6 +31,20 @@ at::Tensor UnifiedCFM::schedule(int64_t n) const {
   sway = sway - 1;
   sway = sway + t;
   return t + sway * kSwaySamplingCoef;
+}
+
+at::Tensor UnifiedCFM::time_embedding(int64_t n, int64_t step, const at::Tensor& t, const at::Tensor& dt) const {
+  if (n > kTimeMemoMaxSteps) return estimator_.time_embedding(t, dt);
+  const auto key = std::make_tuple(n, step, t.size(0));
+  {
+    const std::lock_guard<std::mutex> lock(time_memo_mutex_);
+    const auto it = time_memo_.find(key);
+    if (it != time_memo_.end()) return it->second;
+  }
+  const at::Tensor te = estimator_.time_embedding(t, dt);  // outside the lock: another thread may race, same value
+  const std::lock_guard<std::mutex> lock(time_memo_mutex_);
+  if (time_memo_.size() < kTimeMemoMaxEntries) time_memo_.emplace(key, te);
+  return te;
 }
 
 at::Tensor UnifiedCFM::sample(const at::Tensor& mu_in, int64_t n, const at::Tensor& cond_in, double cfg_value,
@@ -67,7 +84,7 @@ at::Tensor UnifiedCFM::sample(const at::Tensor& mu_in, int64_t n, const at::Tens
       const at::Tensor x_cfg = at::cat({x, x}, 0);
       const at::Tensor t_cfg = t.expand({2 * B}).contiguous();
       const at::Tensor dt_cfg = mean_mode_ ? dt.expand({2 * B}).contiguous() : dt_zero;
-      const at::Tensor out = estimator_(x_cfg, mu_cfg, t_cfg, cond_cfg, dt_cfg);
+      const at::Tensor out = estimator_.forward(x_cfg, mu_cfg, time_embedding(n, step, t_cfg, dt_cfg), cond_cfg);
       if (trace) {
         trace->x_in.push_back(x_cfg);
         trace->t_in.push_back(t_cfg);

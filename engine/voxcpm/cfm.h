@@ -2,6 +2,9 @@
 // guidance (CFG-zero*), producing one latent patch per call from the LocDiT velocity network.
 #pragma once
 
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -39,10 +42,17 @@ class UnifiedCFM {
   at::Tensor schedule(int64_t n_timesteps) const;
 
  private:
+  // The estimator's time embedding for Euler step `step` of an n-step schedule at `rows` rows:
+  // t and dt follow from (n, step) alone, so every patch of every request reuses the first
+  // computation (the time MLPs are two memory-bound products per call). Shared across threads.
+  at::Tensor time_embedding(int64_t n, int64_t step, const at::Tensor& t, const at::Tensor& dt) const;
+
   const LocDiT& estimator_;
   int64_t feat_dim_, patch_size_;
   bool mean_mode_;
   ModuleOptions opts_;
+  mutable std::mutex time_memo_mutex_;
+  mutable std::map<std::tuple<int64_t, int64_t, int64_t>, at::Tensor> time_memo_;  // (n, step, rows) → [rows, H]
 };
 
 }  // namespace voxcpm

@@ -44,25 +44,31 @@ at::Tensor LocDiT::sinusoidal(const at::Tensor& s) const {
   return at::cat({e.sin(), e.cos()}, -1);
 }
 
-at::Tensor LocDiT::operator()(const at::Tensor& x_in, const at::Tensor& mu_in, const at::Tensor& t_in,
-                              const at::Tensor& cond_in, const at::Tensor& dt_in) const {
+at::Tensor LocDiT::time_embedding(const at::Tensor& t_in, const at::Tensor& dt_in) const {
+  if (t_in.dim() != 1 || dt_in.dim() != 1 || t_in.size(0) == 0 || dt_in.size(0) != t_in.size(0))
+    throw Error("feat_decoder.estimator: expected t [N], dt [N]; got t " + shape_str(t_in.sizes()) + ", dt " +
+                shape_str(dt_in.sizes()));
+  const at::TensorOptions to = opts_.tensor();
+  return time_mlp_(sinusoidal(t_in.to(to))) + delta_time_mlp_(sinusoidal(dt_in.to(to)));
+}
+
+at::Tensor LocDiT::forward(const at::Tensor& x_in, const at::Tensor& mu_in, const at::Tensor& te,
+                           const at::Tensor& cond_in) const {
   const bool shapes_ok = x_in.dim() == 3 && x_in.size(0) > 0 && x_in.size(1) == feat_dim_ && x_in.size(2) > 0 &&
                          cond_in.dim() == 3 && cond_in.size(0) == x_in.size(0) && cond_in.size(1) == feat_dim_ &&
                          mu_in.dim() == 2 && mu_in.size(0) == x_in.size(0) && mu_in.size(1) == mu_dim() &&
-                         t_in.dim() == 1 && t_in.size(0) == x_in.size(0) && dt_in.dim() == 1 &&
-                         dt_in.size(0) == x_in.size(0);
+                         te.dim() == 2 && te.size(0) == x_in.size(0) && te.size(1) == hidden_;
   if (!shapes_ok)
     throw Error("feat_decoder.estimator: expected x [N, " + std::to_string(feat_dim_) + ", P], mu [N, " +
-                std::to_string(mu_dim()) + "], t [N], cond [N, " + std::to_string(feat_dim_) +
-                ", P'], dt [N]; got x " + shape_str(x_in.sizes()) + ", mu " + shape_str(mu_in.sizes()) + ", t " +
-                shape_str(t_in.sizes()) + ", cond " + shape_str(cond_in.sizes()) + ", dt " +
-                shape_str(dt_in.sizes()));
+                std::to_string(mu_dim()) + "], t and dt [N] (time embedding [N, " + std::to_string(hidden_) +
+                "]), cond [N, " + std::to_string(feat_dim_) + ", P']; got x " + shape_str(x_in.sizes()) + ", mu " +
+                shape_str(mu_in.sizes()) + ", time embedding " + shape_str(te.sizes()) + ", cond " +
+                shape_str(cond_in.sizes()));
   const at::TensorOptions to = opts_.tensor();
   const int64_t N = x_in.size(0), prefix = cond_in.size(2);
 
   const at::Tensor x = in_proj_(x_in.to(to).transpose(1, 2).contiguous());         // [N, P, Dh]
   const at::Tensor cond = cond_proj_(cond_in.to(to).transpose(1, 2).contiguous());  // [N, P', Dh]
-  const at::Tensor te = time_mlp_(sinusoidal(t_in.to(to))) + delta_time_mlp_(sinusoidal(dt_in.to(to)));
   const at::Tensor mu = mu_in.to(to);
 
   at::Tensor seq;

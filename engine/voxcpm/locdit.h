@@ -19,7 +19,14 @@ class LocDiT {
 
   // x, cond [N, D, P]; mu [N, mu_dim]; t, dt [N] → velocity [N, D, P].
   at::Tensor operator()(const at::Tensor& x, const at::Tensor& mu, const at::Tensor& t, const at::Tensor& cond,
-                        const at::Tensor& dt) const;
+                        const at::Tensor& dt) const {
+    return forward(x, mu, time_embedding(t, dt), cond);
+  }
+  // The conditioning on the time: time_mlp(sin(t)) + delta_time_mlp(sin(dt)), t, dt [N] → [N, hidden].
+  // It depends on the schedule position only, so a sampler may compute it once and reuse it.
+  at::Tensor time_embedding(const at::Tensor& t, const at::Tensor& dt) const;
+  // The call with the time embedding te [N, hidden] of time_embedding().
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& mu, const at::Tensor& te, const at::Tensor& cond) const;
 
   // Width of mu: dit hidden (v1/v1.5) or 2 × dit hidden (v2).
   int64_t mu_dim() const { return mu_tokens_ * hidden_; }
