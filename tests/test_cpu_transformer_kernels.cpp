@@ -158,9 +158,11 @@ TEST(CpuTransformerKernels, MisuseThrows) {
   const at::Tensor qkv = at::randn({2, 6 * 64}), kv = at::zeros({1, 1, 4, 64});
   const at::Tensor none;
   EXPECT_NO_THROW(cpu::attention_from_qkv(qkv, {1, 2, 4, 1, 64}, kv.clone(), kv.clone(), 0, true, none, none, 0.1));
-  // Wrong row width, too few cache slots, heads not a multiple of kv heads, double input.
+  // Wrong row width, too few cache slots, a negative position, heads not a multiple of kv heads,
+  // double input.
   EXPECT_THROW(cpu::attention_from_qkv(qkv, {1, 2, 4, 2, 64}, kv, kv, 0, true, none, none, 0.1), Error);
   EXPECT_THROW(cpu::attention_from_qkv(qkv, {1, 2, 4, 1, 64}, kv, kv, 3, true, none, none, 0.1), Error);
+  EXPECT_THROW(cpu::attention_from_qkv(qkv, {1, 2, 4, 1, 64}, kv, kv, -1, true, none, none, 0.1), Error);
   EXPECT_THROW(cpu::attention_from_qkv(at::randn({2, 9 * 64}), {1, 2, 5, 2, 64}, at::zeros({1, 2, 4, 64}),
                                        at::zeros({1, 2, 4, 64}), 0, true, none, none, 0.1),
                Error);

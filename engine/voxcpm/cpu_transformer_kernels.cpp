@@ -133,7 +133,7 @@ at::Tensor attention_from_qkv(const at::Tensor& qkv, const AttentionShape& sh, c
                               const at::Tensor& sin, double scale) {
   const int64_t B = sh.batch, S = sh.queries, heads = sh.heads, kv = sh.kv_heads, hd = sh.head_dim;
   require(attention_from_qkv_supported(hd), "needs an AVX2/FMA CPU and a head width that is a multiple of 8");
-  require(B > 0 && S > 0 && kv > 0 && heads % kv == 0, "inconsistent shape");
+  require(B > 0 && S > 0 && kv > 0 && heads % kv == 0 && pos >= 0, "inconsistent shape or negative position");
   const int64_t width = (heads + 2 * kv) * hd;
   require(qkv.defined() && qkv.scalar_type() == at::kFloat && qkv.device().is_cpu() && qkv.is_contiguous() &&
               qkv.numel() == B * S * width,
