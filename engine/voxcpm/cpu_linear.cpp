@@ -8,20 +8,14 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include "voxcpm/cpu_simd.h"
 #include "voxcpm/error.h"
 #include "voxcpm/weights.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define VOXCPM_PACKED_LINEAR 1
-#include <immintrin.h>
-#endif
 
 namespace voxcpm::cpu {
 namespace {
 
-#ifdef VOXCPM_PACKED_LINEAR
-#define VOXCPM_AVX2 __attribute__((target("avx2,fma")))
-
+#ifdef VOXCPM_X86_KERNELS
 // Eight weights as float32: loaded, or widened exactly from bfloat16 (its bits are the top half).
 VOXCPM_AVX2 inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 VOXCPM_AVX2 inline __m256 load8(const uint16_t* p) {
@@ -53,6 +47,16 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
   const int64_t every_base = every;
   every = every * static_cast<int64_t>(64 / (kPanel * sizeof(W)));
   int64_t countdown = every;
+  // After `steps` more k-steps: the next line of `prefetch` once the countdown has run out.
+  auto prefetch_after = [&](int64_t steps) {
+    if (!prefetch || (countdown -= steps) > 0) return;
+    if (every_base == 1)
+      _mm_prefetch(prefetch, _MM_HINT_T1);
+    else
+      _mm_prefetch(prefetch, _MM_HINT_T0);
+    prefetch += 64;
+    countdown += every;
+  };
   int64_t k = 0;
   if (kTwoChains) {
     // A call of one row (an LM decode step): two FMA chains per output (even and odd k), so that
@@ -61,14 +65,7 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
     // bits there do not depend on where the row falls.
     __m256 lo1 = _mm256_setzero_ps(), hi1 = _mm256_setzero_ps();
     for (; k + 2 <= k_len; k += 2) {
-      if (prefetch && (countdown -= 2) <= 0) {
-        if (every_base == 1)
-          _mm_prefetch(prefetch, _MM_HINT_T1);
-        else
-          _mm_prefetch(prefetch, _MM_HINT_T0);
-        prefetch += 64;
-        countdown += every;
-      }
+      prefetch_after(2);
       const __m256 x0 = _mm256_broadcast_ss(xt + k * m_stride), x1 = _mm256_broadcast_ss(xt + (k + 1) * m_stride);
       lo[0] = _mm256_fmadd_ps(load8(panel + k * kPanel), x0, lo[0]);
       hi[0] = _mm256_fmadd_ps(load8(panel + k * kPanel + 8), x0, hi[0]);
@@ -79,14 +76,7 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
     hi[0] = _mm256_add_ps(hi[0], hi1);
   }
   for (; k < k_len; ++k) {
-    if (prefetch && --countdown == 0) {
-      if (every_base == 1)
-        _mm_prefetch(prefetch, _MM_HINT_T1);
-      else
-        _mm_prefetch(prefetch, _MM_HINT_T0);
-      prefetch += 64;
-      countdown = every;
-    }
+    prefetch_after(1);
     const __m256 w0 = load8(panel + k * kPanel), w1 = load8(panel + k * kPanel + 8);
     const float* xk = xt + k * m_stride;
 #pragma GCC unroll 6
@@ -297,9 +287,9 @@ void run_frames_as(const float* x, int64_t m_len, int64_t k_len, const W* wp, in
 template <class F>
 void with_panel_data(const at::Tensor& packed, const F& f) {
   if (packed.scalar_type() == at::kBFloat16)
-    f(reinterpret_cast<const uint16_t*>(packed.data_ptr()));
+    f(static_cast<const uint16_t*>(packed.data_ptr()));
   else
-    f(packed.data_ptr<float>());
+    f(static_cast<const float*>(packed.data_ptr()));
 }
 
 // One-phase channels-first products vectorise over frames from this many frames on, when the
@@ -319,7 +309,7 @@ void run_panels(const float* xt, int64_t m_len, int64_t k_len, const at::Tensor&
 }  // namespace
 
 bool packed_linear_supported() {
-#ifdef VOXCPM_PACKED_LINEAR
+#ifdef VOXCPM_X86_KERNELS
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
 #else
@@ -389,7 +379,7 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t 
   check_packed("packed_linear", packed, n, bias);
   const int64_t k_len = packed.size(1);
   RowMajorCall c = row_major_call("packed_linear", x, k_len, n);
-#ifdef VOXCPM_PACKED_LINEAR
+#ifdef VOXCPM_X86_KERNELS
   if (c.m_len > 0)
     run_panels(c.xt.data_ptr<float>(), c.m_len, k_len, packed, n, bias.defined() ? bias.data_ptr<float>() : nullptr,
                c.y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
@@ -409,19 +399,15 @@ at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& pa
   }
   RowMajorCall c = row_major_call("packed_linears", x, k_len, total);
   if (c.m_len == 0) return c.y;
-#ifdef VOXCPM_PACKED_LINEAR
+#ifdef VOXCPM_X86_KERNELS
   const float* xt = c.xt.data_ptr<float>();
   float* y = c.y.data_ptr<float>();
   const OutLayout o{total, 1, 1, 1};
-  if (packed[0].scalar_type() == at::kBFloat16) {
-    std::vector<const uint16_t*> wps;
-    for (const at::Tensor& p : packed) wps.push_back(reinterpret_cast<const uint16_t*>(p.data_ptr()));
+  with_panel_data(packed[0], [&](auto first) {  // every weight has its dtype (checked above)
+    std::vector<decltype(first)> wps;
+    for (const at::Tensor& p : packed) wps.push_back(static_cast<decltype(first)>(p.data_ptr()));
     run_parts_as(xt, c.m_len, k_len, wps, n, static_cast<const float*>(nullptr), y, o);
-  } else {
-    std::vector<const float*> wps;
-    for (const at::Tensor& p : packed) wps.push_back(p.data_ptr<float>());
-    run_parts_as(xt, c.m_len, k_len, wps, n, static_cast<const float*>(nullptr), y, o);
-  }
+  });
 #endif
   return c.y;
 }
@@ -443,7 +429,7 @@ at::Tensor packed_linear_channels_first(const at::Tensor& x, const at::Tensor& p
                 std::to_string(m_len) + "] on the CPU (one phase)");
   at::Tensor y = at::empty({n / phases, m_len * phases}, x.options());
   if (m_len == 0) return y;
-#ifdef VOXCPM_PACKED_LINEAR
+#ifdef VOXCPM_X86_KERNELS
   const at::Tensor xt = x.contiguous();
   const float* bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
   if (phases == 1 && m_len >= kFramesPathMin && static_cast<int64_t>(packed.nbytes()) <= kFramesPathMaxWeightBytes) {

@@ -9,26 +9,20 @@
 #include <ATen/Parallel.h>
 
 #include "voxcpm/cpu_linear.h"
+#include "voxcpm/cpu_simd.h"
 #include "voxcpm/error.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define VOXCPM_CPU_KERNELS 1
-#include <immintrin.h>
-#endif
-
 namespace voxcpm::cpu {
-namespace {
 
-// Rotate-half RoPE of one head row, as Transformer's float32 RoPE: x·cos + rotate_half(x)·sin.
 void rope_row(const float* x, const float* c, const float* s, int64_t hd, float* y) {
   const int64_t half = hd / 2;
   for (int64_t i = 0; i < half; ++i) y[i] = x[i] * c[i] - x[i + half] * s[i];
   for (int64_t i = half; i < hd; ++i) y[i] = x[i] * c[i] + x[i - half] * s[i];
 }
 
-#ifdef VOXCPM_CPU_KERNELS
-#define VOXCPM_AVX2 __attribute__((target("avx2,fma")))
+namespace {
 
+#ifdef VOXCPM_X86_KERNELS
 // Σ a[i]·b[i] over n (a multiple of 8) in two FMA chains.
 VOXCPM_AVX2 float dot(const float* a, const float* b, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
@@ -120,7 +114,7 @@ void require(bool ok, const std::string& what) {
 }  // namespace
 
 bool attention_from_qkv_supported(int64_t head_dim) {
-#ifdef VOXCPM_CPU_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   return head_dim > 0 && head_dim % 8 == 0 && packed_linear_supported();
 #else
   (void)head_dim;
@@ -150,7 +144,7 @@ at::Tensor attention_from_qkv(const at::Tensor& qkv, const AttentionShape& sh, c
             "cos/sin must be float32 [S, hd], contiguous");
 
   at::Tensor out = at::empty({B, S, heads * hd}, qkv.options());
-#ifdef VOXCPM_CPU_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float* src = qkv.data_ptr<float>();
   float *kp = keys.data_ptr<float>(), *vp = values.data_ptr<float>(), *op = out.data_ptr<float>();
   const float *cp = rope ? cos.data_ptr<float>() : nullptr, *sp = rope ? sin.data_ptr<float>() : nullptr;
@@ -217,12 +211,13 @@ at::Tensor silu_mul(const at::Tensor& gu) {
   float* dst = y.data_ptr<float>();
   // Tasks of whole rows or, for few rows, of 1024-wide column blocks (an LM step is one row).
   const int64_t blocks = (F + 1023) / 1024;
+  const bool avx2 = packed_linear_supported();
   at::parallel_for(0, rows * blocks, 16, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r = t / blocks, c = (t % blocks) * 1024, n = std::min<int64_t>(1024, F - c);
       const float* row = src + r * 2 * F;
-#ifdef VOXCPM_CPU_KERNELS
-      if (packed_linear_supported()) {
+#ifdef VOXCPM_X86_KERNELS
+      if (avx2) {
         silu_mul_row(row + c, row + F + c, dst + r * F + c, n);
         continue;
       }

@@ -13,6 +13,10 @@
 
 namespace voxcpm::cpu {
 
+// Rotate-half RoPE of one head row of hd values (hd even): y = x·cos + rotate_half(x)·sin, the
+// negation of rotate_half written as a subtraction (same bits). y must not alias x.
+void rope_row(const float* x, const float* cos, const float* sin, int64_t hd, float* y);
+
 struct AttentionShape {
   int64_t batch = 0, queries = 0;  // B sequences of S new positions each
   int64_t heads = 0, kv_heads = 0, head_dim = 0;

@@ -8,19 +8,14 @@
 #include <ATen/Parallel.h>
 
 #include "voxcpm/cpu_linear.h"
+#include "voxcpm/cpu_simd.h"
 #include "voxcpm/error.h"
 #include "voxcpm/weights.h"
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define VOXCPM_VAE_KERNELS 1
-#include <immintrin.h>
-#define VOXCPM_AVX2 __attribute__((target("avx2,fma")))
-#endif
 
 namespace voxcpm::cpu {
 namespace {
 
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
 // sin(t)² for eight lanes. t is reduced by multiples of π (sin² has period π, so the parity of
 // the multiple does not matter) to r in [−π/2, π/2] with a two-part π and FMA, then sin r is its
 // Taylor series to r¹¹ (truncation below 6e-8 on that interval: within an ulp or two of libm).
@@ -147,7 +142,7 @@ at::Tensor snake(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor&
   check_per_channel("snake", "alpha", alpha, C);
   check_per_channel("snake", "inv_alpha", inv_alpha, C);
   at::Tensor y = at::empty_like(x);
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   for_each_row(B * C, L, [&](int64_t r) { snake_row(xp + r * L, yp + r * L, L, a[r % C], ia[r % C]); });
@@ -164,7 +159,7 @@ at::Tensor depthwise_conv1d(const at::Tensor& x, const at::Tensor& w, const at::
   if (out_len < 0)
     throw Error("depthwise_conv1d: input of " + std::to_string(L) + " frames is shorter than the kernel's reach");
   at::Tensor y = at::empty({B, C, out_len}, x.options());
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   for_each_row(B * C, out_len * taps, [&](int64_t r) {
@@ -187,7 +182,7 @@ at::Tensor conv1d_few_outputs(const at::Tensor& x, const at::Tensor& w, const at
   if (out_len < 0)
     throw Error(std::string(fn) + ": input of " + std::to_string(L) + " frames is shorter than the kernel's reach");
   at::Tensor y = at::empty({B, O, out_len}, x.options());
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();
   float* yp = y.data_ptr<float>();
   constexpr int64_t kBlock = 512;  // frames per task
@@ -224,7 +219,7 @@ at::Tensor snake_after_history(const at::Tensor& x, const at::Tensor& alpha, con
   if (P < 0) throw Error(std::string(fn) + ": negative pad");
   check_history(fn, history, B, C, P);
   at::Tensor y = at::empty({B, C, P + L}, x.options());
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* hp = history ? history->data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
@@ -252,7 +247,7 @@ at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const
   check_history(fn, previous, B, C, 1);
   if (L == 0) throw Error(std::string(fn) + ": no frames");
   at::Tensor y = at::empty({B, 2 * C, L}, x.options());
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *a = alpha.data_ptr<float>(), *ia = inv_alpha.data_ptr<float>();
   float* pp = previous ? previous->data_ptr<float>() : nullptr;
   float* yp = y.data_ptr<float>();
@@ -280,7 +275,7 @@ at::Tensor snake_depthwise_snake(const at::Tensor& x, const at::Tensor& alpha1, 
   const int64_t taps = w.size(2), P = (taps - 1) * dilation;
   check_history(fn, history, B, C, P);
   at::Tensor y = at::empty_like(x);
-#ifdef VOXCPM_VAE_KERNELS
+#ifdef VOXCPM_X86_KERNELS
   const float *xp = x.data_ptr<float>(), *a1 = alpha1.data_ptr<float>(), *i1 = inv_alpha1.data_ptr<float>();
   const float *a2 = alpha2.data_ptr<float>(), *i2 = inv_alpha2.data_ptr<float>();
   const float *wp = w.data_ptr<float>(), *bp = bias.data_ptr<float>();

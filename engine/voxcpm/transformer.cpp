@@ -48,8 +48,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   const int64_t half = x.size(-1) / 2;
   if (x.scalar_type() == at::kFloat && x.device().is_cpu() && x.dim() == 4 && x.stride(3) == 1 &&
       cos.scalar_type() == at::kFloat && cos.is_contiguous() && sin.is_contiguous()) {
-    // float32 on the CPU: x·cos + rotate_half(x)·sin in one pass, written contiguous
-    // [B, heads, S, hd]; rotate_half's negation makes the first half a subtraction (same bits).
+    // float32 on the CPU: one pass per head row, written contiguous [B, heads, S, hd].
     const int64_t B = x.size(0), N = x.size(1), S = x.size(2), hd = x.size(3);
     at::Tensor y = at::empty({B, N, S, hd}, x.options());
     const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
@@ -57,13 +56,8 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
     const int64_t sb = x.stride(0), sn = x.stride(1), ss = x.stride(2);
     for (int64_t b = 0; b < B; ++b)
       for (int64_t n = 0; n < N; ++n)
-        for (int64_t t = 0; t < S; ++t) {
-          const float* xr = xp + b * sb + n * sn + t * ss;
-          const float *c = cp + t * hd, *sr = sp + t * hd;
-          float* yr = yp + ((b * N + n) * S + t) * hd;
-          for (int64_t i = 0; i < half; ++i) yr[i] = xr[i] * c[i] - xr[i + half] * sr[i];
-          for (int64_t i = half; i < hd; ++i) yr[i] = xr[i] * c[i] + xr[i - half] * sr[i];
-        }
+        for (int64_t t = 0; t < S; ++t)
+          cpu::rope_row(xp + b * sb + n * sn + t * ss, cp + t * hd, sp + t * hd, hd, yp + ((b * N + n) * S + t) * hd);
     return y;
   }
   const at::Tensor xf = x.to(at::kFloat);
@@ -306,8 +300,11 @@ at::Tensor Transformer::attention(const Layer& l, const at::Tensor& h, int64_t p
   return l.o(a.transpose(1, 2).reshape({B, S, heads_ * head_dim_}));
 }
 
+at::Tensor Transformer::own_copy(const at::Tensor& x) const {
+  return x.to(opts_.tensor(), /*non_blocking=*/false, /*copy=*/true, at::MemoryFormat::Contiguous);
+}
+
 at::Tensor Transformer::layers(at::Tensor x, int64_t pos, bool causal, KVCache* cache) const {
-  x = x.contiguous().clone();  // the residual stream, updated in place: never the caller's tensor
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     at::Tensor keys, values;
@@ -335,7 +332,7 @@ at::Tensor Transformer::forward(const at::Tensor& x_in, bool causal, KVCache* ca
       throw Error("transformer '" + name_ + "': sequence of " + std::to_string(S) +
                   " positions does not fit the KV cache (max_length " + std::to_string(cache->max_length()) + ")");
   }
-  const at::Tensor out = layers(x_in.to(opts_.tensor()), 0, causal, cache);
+  const at::Tensor out = layers(own_copy(x_in), 0, causal, cache);
   if (cache) {
     // StaticKVCache.fill_caches zeroes the whole cache first. Slots at and past `length` are
     // already zero (new_cache zeroes, only slots below `length` are ever written), so zeroing
@@ -366,7 +363,7 @@ at::Tensor Transformer::forward_step(const at::Tensor& x_in, KVCache& cache) con
   // Attends over cache[:pos+1]. The official code attends over the whole static cache with a
   // boolean mask: the same math (masked entries weigh exactly 0), but the longer reductions
   // round differently (≈1e-6 in float32), and the cost would grow with max_length, not pos.
-  const at::Tensor out = layers(x_in.to(opts_.tensor()).unsqueeze(1), pos, /*causal=*/true, &cache);
+  const at::Tensor out = layers(own_copy(x_in).unsqueeze(1), pos, /*causal=*/true, &cache);
   cache.length = pos + 1;
   return out.squeeze(1);
 }

@@ -65,8 +65,11 @@ class Transformer {
   // float32; longer sequences (prefill) the tensor ops, whose batched products scale better.
   static constexpr int64_t kFusedAttentionMaxQueries = 64;
 
-  // The layers over x [B, S, H] at positions pos..pos+S-1 (pos > 0 only for one-position steps),
-  // their keys/values stored in `cache` when given; returns the final-normed hidden states.
+  // x in the module dtype and device as a new contiguous tensor: the residual stream that layers()
+  // updates in place, never the caller's tensor (one conversion or copy, not both).
+  at::Tensor own_copy(const at::Tensor& x) const;
+  // The layers over x [B, S, H] (own_copy) at positions pos..pos+S-1 (pos > 0 only for one-position
+  // steps), their keys/values stored in `cache` when given; returns the final-normed hidden states.
   at::Tensor layers(at::Tensor x, int64_t pos, bool causal, KVCache* cache) const;
   // Self-attention of layer l for h [B, S, H] → the output projection [B, S, H]; keys/values: the
   // layer's cache [B, kv, T, hd] (the new positions are written there) or undefined.
