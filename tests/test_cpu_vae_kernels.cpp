@@ -178,6 +178,65 @@ TEST(CpuVaeKernels, SnakeIntoConvInputsIsSnakePlusCat) {
   EXPECT_THROW(cpu::snake_after_history(x, a, inv, &wrong, P), Error);
 }
 
+// Winograd F(2,2) inputs of the transposed convs: [u_2m; u_2m-1 - u_2m; u_2m+1 - u_2m] of
+// u = snake(x) (or x) after the previous frame, bit for bit, odd lengths padded with a zero frame.
+TEST(CpuVaeKernels, TransposedConvPairInputs) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(23);
+  const int64_t B = 2, C = 5;
+  const at::Tensor a = at::rand({1, C, 1}) + 0.5, inv = (a + 1e-9).reciprocal();
+  for (bool with_snake : {true, false}) {
+    for (int64_t L : {1, 2, 7, 24}) {
+      const at::Tensor x = at::randn({B, C, L});
+      const at::Tensor prev0 = at::randn({B, C, 1});
+      const at::Tensor u = with_snake ? cpu::snake(x, a, inv) : x;
+      const int64_t M = (L + 1) / 2;
+      // [u_-1, u_0, ..., u_L-1 (, 0)]
+      const at::Tensor ext = at::cat({prev0, u, at::zeros({B, C, 2 * M - L})}, 2);
+      const at::Tensor mid = ext.narrow(2, 1, 2 * M).view({B, C, M, 2}).select(3, 0);
+      const at::Tensor before = ext.narrow(2, 0, 2 * M).view({B, C, M, 2}).select(3, 0);
+      const at::Tensor after = ext.narrow(2, 1, 2 * M).view({B, C, M, 2}).select(3, 1);
+      const at::Tensor want = at::stack({mid, before - mid, after - mid}, 1);
+      at::Tensor previous = prev0.clone();
+      const at::Tensor got = with_snake ? cpu::transposed_conv_pair_inputs(x, a, inv, &previous)
+                                        : cpu::transposed_conv_pair_inputs(x, {}, {}, &previous);
+      EXPECT_TRUE(at::equal(got, want)) << "L " << L << (with_snake ? " with snake" : "");
+      EXPECT_TRUE(at::equal(previous, u.narrow(2, L - 1, 1))) << "previous becomes the last frame";
+      // No history: u_-1 = 0.
+      const at::Tensor first = cpu::transposed_conv_pair_inputs(x, with_snake ? a : at::Tensor(),
+                                                                with_snake ? inv : at::Tensor(), nullptr);
+      EXPECT_TRUE(at::equal(first.select(1, 1).select(2, 0), -mid.select(2, 0))) << "L " << L;
+    }
+  }
+  at::Tensor wrong = at::zeros({B, C, 2});
+  EXPECT_THROW(cpu::transposed_conv_pair_inputs(at::randn({B, C, 4}), a, inv, &wrong), Error);
+  EXPECT_THROW(cpu::transposed_conv_pair_inputs(at::randn({B, C, 0}), a, inv, nullptr), Error);
+}
+
+// The pair products back in time order: y[c, 2m·s + r] = even[c·s + r, m], y[c, (2m+1)·s + r] = odd[...].
+TEST(CpuVaeKernels, InterleaveFramePairs) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(29);
+  const int64_t B = 2, C = 3;
+  for (int64_t s : {1, 2, 3, 7}) {
+    for (int64_t frames : {1, 2, 9, 40}) {
+      const int64_t M = (frames + 1) / 2;
+      const at::Tensor even = at::randn({B, C * s, M}), odd = at::randn({B, C * s, M});
+      // [B, C, s, M, 2] → [B, C, M, 2, s] → frames in order, phases inside each frame.
+      const at::Tensor want = at::stack({even, odd}, -1)
+                                  .view({B, C, s, M, 2})
+                                  .permute({0, 1, 3, 4, 2})
+                                  .reshape({B, C, 2 * M * s})
+                                  .narrow(2, 0, frames * s);
+      EXPECT_TRUE(at::equal(cpu::interleave_frame_pairs(even, odd, s, frames), want)) << "s " << s << ", frames " << frames;
+    }
+  }
+  const at::Tensor e = at::randn({1, 6, 3});
+  EXPECT_THROW(cpu::interleave_frame_pairs(e, at::randn({1, 6, 2}), 2, 5), Error);  // shapes differ
+  EXPECT_THROW(cpu::interleave_frame_pairs(e, e, 4, 5), Error);                     // 6 rows, 4 phases
+  EXPECT_THROW(cpu::interleave_frame_pairs(e, e, 2, 7), Error);                     // 7 frames need 4 pairs
+}
+
 TEST(CpuVaeKernels, ThreadCountDoesNotChangeTheResult) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor x = at::randn({1, 64, 3000}), alpha = at::rand({1, 64, 1}) + 0.5, inv = (alpha + 1e-9).reciprocal();

@@ -109,33 +109,35 @@ VOXCPM_AVX2 void micro(const W* panel, const float* xt, int64_t m_stride, int64_
   }
 }
 
-// All rows against one panel, 6 at a time; pass c of `passes` prefetches its share of `next`.
-// xt is [K][m_stride] (column m0 onwards used); y points at row 0 of the outputs, panel at j0.
+// All rows against one panel in tiles of at most 6, as even as they go (14 rows: 5, 5, 4, not
+// 6, 6, 2: a tile of 2 rows has too few FMA chains to hide their latency); pass c of `passes`
+// prefetches its share of `next`. A tile's size never changes an output's bits. xt is
+// [K][m_stride] (column m0 onwards used); y points at row 0 of the outputs, panel at j0.
 template <class W>
 void panel_rows(const W* panel, const float* xt, int64_t m_stride, int64_t m_len, int64_t k_len, float* y,
                 const OutLayout& o, int64_t j0, int64_t cols, const float* bias, const W* next) {
   const int64_t passes = (m_len + 5) / 6;
-  auto share = [&](int64_t c) {
-    return next ? reinterpret_cast<const char*>(next + (c * k_len / passes) * kPanel) : nullptr;
-  };
-  int64_t m = 0, c = 0;
-  for (; m + 6 <= m_len; m += 6, ++c)
-    micro<6>(panel, xt + m, m_stride, k_len, y + m * o.row, o, j0, cols, bias, share(c), passes);
-  const char* pf = share(c);
-  const float* xm = xt + m;
-  float* ym = y + m * o.row;
-  switch (m_len - m) {
-    case 5: micro<5>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
-    case 4: micro<4>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
-    case 3: micro<3>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
-    case 2: micro<2>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
-    case 1:
-      if (m_stride == 1)  // the whole call is this one row
-        micro<1, W, true>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes);
-      else
-        micro<1>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes);
-      break;
-    default: break;
+  if (passes == 0) return;
+  const int64_t base = m_len / passes, longer = m_len % passes;  // the first `longer` tiles take base + 1
+  for (int64_t c = 0, m = 0; c < passes; ++c) {
+    const int64_t rows = base + (c < longer ? 1 : 0);
+    const char* pf = next ? reinterpret_cast<const char*>(next + (c * k_len / passes) * kPanel) : nullptr;
+    const float* xm = xt + m;
+    float* ym = y + m * o.row;
+    switch (rows) {
+      case 6: micro<6>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+      case 5: micro<5>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+      case 4: micro<4>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+      case 3: micro<3>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+      case 2: micro<2>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes); break;
+      default:
+        if (m_stride == 1)  // the whole call is this one row
+          micro<1, W, true>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes);
+        else
+          micro<1>(panel, xm, m_stride, k_len, ym, o, j0, cols, bias, pf, passes);
+        break;
+    }
+    m += rows;
   }
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -259,6 +260,79 @@ at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const
     shifted[0] = pp ? pp[r] : 0.0f;
     std::copy(s, s + L - 1, shifted + 1);
     if (pp) pp[r] = s[L - 1];
+  });
+#endif
+  return y;
+}
+
+at::Tensor transposed_conv_pair_inputs(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                                       at::Tensor* previous) {
+  const char* fn = "transposed_conv_pair_inputs";
+  check_input(fn, x);
+  const int64_t B = x.size(0), C = x.size(1), L = x.size(2), M = (L + 1) / 2;
+  const bool with_snake = alpha.defined();
+  if (with_snake) {
+    check_per_channel(fn, "alpha", alpha, C);
+    check_per_channel(fn, "inv_alpha", inv_alpha, C);
+  }
+  check_history(fn, previous, B, C, 1);
+  if (L == 0) throw Error(std::string(fn) + ": no frames");
+  at::Tensor y = at::empty({B, 3, C, M}, x.options());
+#ifdef VOXCPM_X86_KERNELS
+  const float* xp = x.data_ptr<float>();
+  const float* a = with_snake ? alpha.data_ptr<float>() : nullptr;
+  const float* ia = with_snake ? inv_alpha.data_ptr<float>() : nullptr;
+  float* pp = previous ? previous->data_ptr<float>() : nullptr;
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * C, std::max<int64_t>(1, 16384 / L), [&](int64_t r0, int64_t r1) {
+    std::vector<float> u(static_cast<size_t>(2 * M + 1));  // u_{−1}, u_0 .. u_{L−1} (, u_L = 0)
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t b = r / C, c = r % C;
+      u[0] = pp ? pp[r] : 0.0f;
+      if (with_snake)
+        snake_row(xp + r * L, u.data() + 1, L, a[c], ia[c]);
+      else
+        std::copy(xp + r * L, xp + (r + 1) * L, u.begin() + 1);
+      if (L % 2) u[static_cast<size_t>(L) + 1] = 0.0f;
+      if (pp) pp[r] = u[static_cast<size_t>(L)];
+      float* xe = yp + (b * 3 * C + c) * M;  // u_{2m}
+      float* d_prev = xe + C * M;            // u_{2m−1} − u_{2m}
+      float* d_next = d_prev + C * M;        // u_{2m+1} − u_{2m}
+      for (int64_t m = 0; m < M; ++m) {
+        const float mid = u[static_cast<size_t>(2 * m + 1)];
+        xe[m] = mid;
+        d_prev[m] = u[static_cast<size_t>(2 * m)] - mid;
+        d_next[m] = u[static_cast<size_t>(2 * m + 2)] - mid;
+      }
+    }
+  });
+#endif
+  return y;
+}
+
+at::Tensor interleave_frame_pairs(const at::Tensor& even, const at::Tensor& odd, int64_t phases, int64_t frames) {
+  const char* fn = "interleave_frame_pairs";
+  check_input(fn, even);
+  check_input(fn, odd);
+  const int64_t B = even.size(0), N = even.size(1), M = even.size(2), s = phases;
+  if (odd.sizes() != even.sizes() || s < 1 || N % s != 0 || frames < 0 || (frames + 1) / 2 != M)
+    throw Error(std::string(fn) + ": even and odd must both be [B, C·" + std::to_string(s) + ", ceil(" +
+                std::to_string(frames) + "/2)], got " + shape_str(even.sizes()) + " and " + shape_str(odd.sizes()));
+  const int64_t C = N / s, T = frames * s;
+  at::Tensor y = at::empty({B, C, T}, even.options());
+#ifdef VOXCPM_X86_KERNELS
+  const float *ep = even.data_ptr<float>(), *op = odd.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  for_each_row(B * C, T, [&](int64_t row) {  // row = b·C + c: its phase rows are row·s .. row·s + s − 1
+    const float* e = ep + row * s * M;
+    const float* o = op + row * s * M;
+    float* yr = yp + row * T;
+    for (int64_t m = 0; m < M; ++m) {
+      float* y0 = yr + 2 * m * s;
+      for (int64_t r = 0; r < s; ++r) y0[r] = e[r * M + m];
+      if (2 * m + 1 < frames)
+        for (int64_t r = 0; r < s; ++r) y0[s + r] = o[r * M + m];
+    }
   });
 #endif
   return y;

@@ -34,6 +34,22 @@ at::Tensor snake_after_history(const at::Tensor& x, const at::Tensor& alpha, con
 at::Tensor snake_and_shifted(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
                              at::Tensor* previous);
 
+// The inputs of a transposed conv (kernel 2s, stride s) by Winograd's F(2,2), for output frames in
+// pairs (2m, 2m+1): with u = snake(x) (x itself when alpha is undefined), A and B the kernel halves
+// that meet u_j and u_{j−1},
+//   y_{2m} = B (u_{2m−1} − u_{2m}) + (A + B) u_{2m},   y_{2m+1} = (A + B) u_{2m} + A (u_{2m+1} − u_{2m}):
+// three products over half the frames instead of two over all of them (3/4 of the FLOPs). Returns
+// [B, 3, C, ceil(L/2)] = [u_{2m}; u_{2m−1} − u_{2m}; u_{2m+1} − u_{2m}], where u_{−1} is `previous`
+// [B, C, 1] (replaced by u_{L−1}) or zero when previous is null, and u_L = 0 for an odd L (that
+// pair's second output is not a frame of this call).
+at::Tensor transposed_conv_pair_inputs(const at::Tensor& x, const at::Tensor& alpha, const at::Tensor& inv_alpha,
+                                       at::Tensor* previous);
+
+// The output of those products in time order: even and odd [B, C·s, ceil(L/2)] (rows c·s + r,
+// phase r of channel c) → y [B, C, L·s] with y[b, c, 2m·s + r] = even[b, c·s + r, m] and
+// y[b, c, (2m+1)·s + r] = odd[b, c·s + r, m] for 2m+1 < L.
+at::Tensor interleave_frame_pairs(const at::Tensor& even, const at::Tensor& odd, int64_t phases, int64_t frames);
+
 // The channel-wise part of a residual unit, y = snake2(depthwise(pad ++ snake1(x))), in one pass
 // per channel row (one parallel loop, no intermediate tensors): the same bits as the three calls
 // above. pad is the P = (K−1)·dilation frames before x: `history` [B, C, P] (the conv inputs of
