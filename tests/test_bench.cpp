@@ -144,12 +144,29 @@ TEST(Bench, TinyModelWritesWellFormedReports) {
       EXPECT_EQ(st["vae_decode"]["calls_per_run"].get<double>(), 3) << what;
     }
   }
+  // Streaming and non-streaming runs alternate; each pair's total-time ratio is summarised per text.
+  ASSERT_EQ(j["streaming_vs_non_streaming"].size(), 4u);
+  for (const json& p : j["streaming_vs_non_streaming"]) {
+    expect_summary(p["total_ratio"], p.value("text", "?") + " streaming/non-streaming");
+    EXPECT_GT(p["total_ratio"]["median"].get<double>(), 0);
+  }
   ASSERT_EQ(j["roofline"]["stages"].size(), 6u);
   for (const json& row : j["roofline"]["stages"]) {
-    for (const char* k : {"mean_s", "share", "bytes", "flops", "achieved_gbs", "achieved_gflops", "roofline_s",
-                          "vs_roofline"})
+    for (const char* k : {"median_s", "mean_s", "min_s", "max_s", "share", "parts", "bytes", "flops", "achieved_gbs",
+                          "achieved_gflops", "roofline_s", "vs_roofline", "roofline_whole_s", "vs_roofline_whole"})
       ASSERT_TRUE(row.contains(k) && row[k].is_number()) << row.dump();
     EXPECT_GT(row["bytes"].get<double>(), 0) << row.dump();
+    EXPECT_LE(row["min_s"].get<double>(), row["median_s"].get<double>()) << row.dump();
+    EXPECT_LE(row["median_s"].get<double>(), row["max_s"].get<double>()) << row.dump();
+    // Parts run one after the other: the sum of their bounds is at least the bound of their sum.
+    EXPECT_GE(row["roofline_s"].get<double>(), row["roofline_whole_s"].get<double>() * (1 - 1e-12)) << row.dump();
+    if (row["stage"] == "vae_decode") {
+      // Input conv, 5 x (transposed conv + 3 residual units), output conv (VoxCPM1.5).
+      EXPECT_EQ(row["parts"].get<int>(), 1 + 5 * 4 + 1) << row.dump();
+    } else {
+      EXPECT_EQ(row["parts"].get<int>(), 1) << row.dump();
+      EXPECT_DOUBLE_EQ(row["roofline_s"].get<double>(), row["roofline_whole_s"].get<double>()) << row.dump();
+    }
   }
   EXPECT_FALSE(j["pipeline"]["available"].get<bool>());
   EXPECT_NE(j["pipeline"]["note"].get<std::string>().find("--no-pipeline"), std::string::npos);
@@ -164,7 +181,8 @@ TEST(Bench, TinyModelWritesWellFormedReports) {
   const std::string md = read_file(dir + "/bench.md");
   EXPECT_EQ(md.rfind("# voxcpm-bench report\n", 0), 0u) << md;
   for (const char* h : {"## Machine probe", "## Load and memory", "## Latency through the engine API",
-                        "## Per-stage time", "## Per-step stages against the machine", "## Through a GStreamer pipeline",
+                        "## Per-stage time", "## Streaming against non-streaming",
+                        "## Per-step stages against the machine", "## Through a GStreamer pipeline",
                         "## Plots"})
     EXPECT_NE(md.find(h), std::string::npos) << "missing section " << h;
   for (const std::string& id : ids) EXPECT_NE(md.find("| " + id + " |"), std::string::npos) << id;

@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -342,21 +344,31 @@ int main(int argc, char** argv) {
       run_once(model, texts.front().text, o, true);
     }
 
-    // Engine API runs.
+    // Engine API runs. The modes alternate run by run (streaming, non-streaming, streaming, ...)
+    // so that a slow minute of a shared host lands on both, and each run of one mode has a partner
+    // of the other with the same seed: their ratio is the streaming overhead.
     json results = json::array();
+    json paired = json::array();
     size_t max_state = 0;
-    StageTimes all_steps;  // per-step stages of every streaming run, for the roofline table
+    // Per-step stages, streaming runs only (the roofline table): every run's time per call, and
+    // all runs pooled.
+    std::array<std::vector<double>, kStageCount> step_samples;
+    StageTimes all_steps;
     double ctx_sum = 0;
     int64_t ctx_n = 0;
+    struct ModeRuns {
+      json runs = json::array();
+      std::vector<double> ttfa, total, audio, rtf, step, nsteps;
+      StageTimes sum;
+    };
     for (size_t ti = 0; ti < texts.size(); ++ti) {
       const BenchText& t = texts[ti];
       const int64_t tokens = text_list[ti]["tokens"].get<int64_t>();
-      for (bool streaming : modes) {
-        json entry = {{"text", t.id}, {"chars", utf8_chars(t.text)}, {"mode", streaming ? "streaming" : "non-streaming"}};
-        json run_list = json::array();
-        std::vector<double> ttfa, total, audio, rtf, step, nsteps;
-        StageTimes sum;
-        for (int r = 0; r < runs; ++r) {
+      std::vector<ModeRuns> acc(modes.size());
+      for (int r = 0; r < runs; ++r) {
+        for (size_t mi = 0; mi < modes.size(); ++mi) {
+          const bool streaming = modes[mi];
+          ModeRuns& m = acc[mi];
           GenerateOptions o = base;
           o.seed = seed + static_cast<uint64_t>(r);
           RunResult rr = run_once(model, t.text, o, streaming);
@@ -367,82 +379,115 @@ int main(int argc, char** argv) {
                          t.id.c_str(), static_cast<long long>(rr.steps), static_cast<long long>(steps));
           max_state = std::max(max_state, rr.state_bytes);
           const double r_rtf = rr.audio_s > 0 ? rr.total_s / rr.audio_s : 0;
-          ttfa.push_back(rr.ttfa_s);
-          total.push_back(rr.total_s);
-          audio.push_back(rr.audio_s);
-          rtf.push_back(r_rtf);
-          step.push_back(rr.step_s);
-          nsteps.push_back(static_cast<double>(rr.steps));
+          m.ttfa.push_back(rr.ttfa_s);
+          m.total.push_back(rr.total_s);
+          m.audio.push_back(rr.audio_s);
+          m.rtf.push_back(r_rtf);
+          m.step.push_back(rr.step_s);
+          m.nsteps.push_back(static_cast<double>(rr.steps));
           for (int i = 0; i < kStageCount; ++i) {
-            sum.seconds[i] += rr.stages.seconds[i];
-            sum.calls[i] += rr.stages.calls[i];
+            m.sum.seconds[i] += rr.stages.seconds[i];
+            m.sum.calls[i] += rr.stages.calls[i];
           }
           if (streaming) {
             for (Stage s : kStepStages) {
-              all_steps.seconds[static_cast<size_t>(s)] += rr.stages[s];
-              all_steps.calls[static_cast<size_t>(s)] += rr.stages.count(s);
+              const size_t i = static_cast<size_t>(s);
+              if (rr.stages.count(s) == 0) continue;
+              all_steps.seconds[i] += rr.stages[s];
+              all_steps.calls[i] += rr.stages.count(s);
+              step_samples[i].push_back(rr.stages[s] / static_cast<double>(rr.stages.count(s)));
             }
             ctx_sum += static_cast<double>(tokens + 1) + static_cast<double>(rr.steps) / 2;
             ++ctx_n;
           }
-          run_list.push_back({{"ttfa_s", rr.ttfa_s},
-                              {"total_s", rr.total_s},
-                              {"audio_s", rr.audio_s},
-                              {"rtf", r_rtf},
-                              {"steps", rr.steps},
-                              {"step_s", rr.step_s},
-                              {"stages", stages_json(rr.stages)}});
+          m.runs.push_back({{"ttfa_s", rr.ttfa_s},
+                            {"total_s", rr.total_s},
+                            {"audio_s", rr.audio_s},
+                            {"rtf", r_rtf},
+                            {"steps", rr.steps},
+                            {"step_s", rr.step_s},
+                            {"stages", stages_json(rr.stages)}});
           std::fprintf(stderr, "voxcpm-bench: %-6s %-13s run %d: first audio %.3f s, total %.3f s, %lld steps, %.2f s audio, RTF %.2f\n",
                        t.id.c_str(), streaming ? "streaming" : "non-streaming", r, rr.ttfa_s, rr.total_s,
                        static_cast<long long>(rr.steps), rr.audio_s, r_rtf);
         }
-        entry["runs"] = run_list;
-        entry["summary"] = {{"ttfa_s", summary_json(ttfa)},   {"total_s", summary_json(total)},
-                            {"audio_s", summary_json(audio)}, {"rtf", summary_json(rtf)},
-                            {"step_s", summary_json(step)},   {"steps", summary_json(nsteps)}};
-        // Mean time per call of each stage over the runs, and its modelled cost.
+      }
+      for (size_t mi = 0; mi < modes.size(); ++mi) {
+        const ModeRuns& m = acc[mi];
+        json entry = {{"text", t.id}, {"chars", utf8_chars(t.text)}, {"mode", modes[mi] ? "streaming" : "non-streaming"}};
+        entry["runs"] = m.runs;
+        entry["summary"] = {{"ttfa_s", summary_json(m.ttfa)},   {"total_s", summary_json(m.total)},
+                            {"audio_s", summary_json(m.audio)}, {"rtf", summary_json(m.rtf)},
+                            {"step_s", summary_json(m.step)},   {"steps", summary_json(m.nsteps)}};
+        // Mean time per call of each stage over the runs.
         json st = json::object();
         for (int i = 0; i < kStageCount; ++i) {
           const Stage s = static_cast<Stage>(i);
-          if (sum.count(s) == 0) continue;
-          const double per_call = sum[s] / static_cast<double>(sum.count(s));
-          st[stage_name(s)] = {{"mean_s_per_call", per_call},
-                               {"calls_per_run", static_cast<double>(sum.count(s)) / runs},
-                               {"mean_s_per_run", sum[s] / runs}};
+          if (m.sum.count(s) == 0) continue;
+          st[stage_name(s)] = {{"mean_s_per_call", m.sum[s] / static_cast<double>(m.sum.count(s))},
+                               {"calls_per_run", static_cast<double>(m.sum.count(s)) / runs},
+                               {"mean_s_per_run", m.sum[s] / runs}};
         }
         entry["stages"] = st;
         results.push_back(entry);
       }
+      // Streaming total / non-streaming total of the runs made back to back with the same seed.
+      const auto s_it = std::find(modes.begin(), modes.end(), true), w_it = std::find(modes.begin(), modes.end(), false);
+      if (s_it != modes.end() && w_it != modes.end()) {
+        const ModeRuns& s = acc[static_cast<size_t>(s_it - modes.begin())];
+        const ModeRuns& w = acc[static_cast<size_t>(w_it - modes.begin())];
+        std::vector<double> ratio;
+        for (size_t r = 0; r < s.total.size() && r < w.total.size(); ++r)
+          if (w.total[r] > 0) ratio.push_back(s.total[r] / w.total[r]);
+        paired.push_back({{"text", t.id}, {"total_ratio", summary_json(ratio)}, {"ratios", ratio}});
+      }
     }
     result["results"] = results;
+    result["streaming_vs_non_streaming"] = paired;
 
-    // Per-step stages against the probe: achieved rates and roofline.
+    // Per-step stages against the probe: achieved rates and roofline, from the median over the
+    // streaming runs of each run's time per call (a slow minute moves a mean, not a median).
     json roof = json::array();
     const double ctx = ctx_n ? ctx_sum / static_cast<double>(ctx_n) : 64;
     const double gemm_peak = compute == at::kFloat ? probe.gemm_f32_gflops : probe.gemm_bf16_gflops;
-    double step_total = 0;
-    for (Stage s : kStepStages)
-      if (all_steps.count(s)) step_total += all_steps[s] / static_cast<double>(all_steps.count(s));
+    double step_total = 0, step_mean = 0;
     for (Stage s : kStepStages) {
+      const size_t i = static_cast<size_t>(s);
       if (!all_steps.count(s)) continue;
-      const double per_call = all_steps[s] / static_cast<double>(all_steps.count(s));
-      const Cost c = costs.stage(s, static_cast<int64_t>(ctx));
+      step_total += summarize(step_samples[i]).median;
+      step_mean += all_steps[s] / static_cast<double>(all_steps.count(s));
+    }
+    for (Stage s : kStepStages) {
+      const size_t i = static_cast<size_t>(s);
+      if (!all_steps.count(s)) continue;
+      const Summary per_run = summarize(step_samples[i]);
+      const double per_call = per_run.median;
+      const std::vector<Cost> parts = costs.stage_parts(s, static_cast<int64_t>(ctx));
+      const Cost c = total_of(parts);
       const double peak = s == Stage::VaeDecode ? probe.gemm_f32_gflops : gemm_peak;  // the AudioVAE is float32
       json row = {{"stage", stage_name(s)},
-                  {"mean_s", per_call},
+                  {"median_s", per_call},
+                  {"mean_s", all_steps[s] / static_cast<double>(all_steps.count(s))},
+                  {"min_s", per_run.min},
+                  {"max_s", per_run.max},
                   {"share", step_total > 0 ? per_call / step_total : 0},
+                  {"parts", parts.size()},
                   {"bytes", c.bytes},
                   {"flops", c.flops},
                   {"achieved_gbs", per_call > 0 ? c.bytes / per_call / 1e9 : 0},
                   {"achieved_gflops", per_call > 0 ? c.flops / per_call / 1e9 : 0}};
       if (have_probe) {
-        const double rl = roofline_seconds(c, probe.mem_read_gbs, peak);
+        const double rl = roofline_seconds(parts, probe.mem_read_gbs, peak);
         row["roofline_s"] = rl;
         row["vs_roofline"] = rl > 0 ? per_call / rl : 0;
+        // The bound of the stage's whole work at once, as if its parts could overlap.
+        const double whole = roofline_seconds(c, probe.mem_read_gbs, peak);
+        row["roofline_whole_s"] = whole;
+        row["vs_roofline_whole"] = whole > 0 ? per_call / whole : 0;
       }
       roof.push_back(row);
     }
-    json roof_total = {{"mean_s", step_total}, {"context", ctx}};
+    json roof_total = {{"median_s", step_total}, {"mean_s", step_mean}, {"context", ctx}};
     if (have_probe) {
       double rl = 0;
       for (const auto& row : roof) rl += row["roofline_s"].get<double>();

@@ -1,6 +1,7 @@
 #include "bench/cost.h"
 
 #include <algorithm>
+#include <vector>
 
 namespace voxcpm::bench {
 namespace {
@@ -47,12 +48,17 @@ int64_t CostModel::locdit_calls() const {
   return std::max<int64_t>(0, timesteps - zero_init);
 }
 
-// Decoder of the AudioVAE for `frames` latent frames: FLOPs of every conv, bytes of the weights
-// plus about six passes over each activation (snake, conv in/out, residual add).
-static Cost vae_decode_cost(const AudioVaeConfig& v, double frames, double* params_out) {
-  Cost c;
+namespace {
+
+// Decoder of the AudioVAE for `frames` latent frames, as the parts that run one after the other
+// (each consumes the previous one's output): the input conv(s); per block, snake + transposed
+// conv; per residual unit, snake + depthwise conv + snake + 1x1 conv + residual add; the last
+// snake + conv. A part's bytes are its weights plus about two passes over each activation it
+// reads or writes; its FLOPs those of its convs and elementwise ops.
+std::vector<Cost> vae_decode_parts(const AudioVaeConfig& v, double frames, double* params_out) {
+  std::vector<Cost> parts;
   double params = 0;
-  auto conv = [&](double cin, double cout, double k, double groups, double len_out) {
+  auto conv = [&](Cost& c, double cin, double cout, double k, double groups, double len_out) {
     const double w = cout * (cin / groups) * k;
     params += w + cout;
     c.flops += 2 * w * len_out;
@@ -60,38 +66,65 @@ static Cost vae_decode_cost(const AudioVaeConfig& v, double frames, double* para
   };
   double L = frames, ch = static_cast<double>(v.decoder_dim);
   const double lat = static_cast<double>(v.latent_dim);
+  Cost in;
   if (v.depthwise) {
-    conv(lat, lat, 7, lat, L);
-    conv(lat, ch, 1, 1, L);
+    conv(in, lat, lat, 7, lat, L);
+    conv(in, lat, ch, 1, 1, L);
   } else {
-    conv(lat, ch, 7, 1, L);
+    conv(in, lat, ch, 7, 1, L);
   }
+  parts.push_back(in);
   for (int64_t s : v.decoder_rates) {
     const double cout = ch / 2, rate = static_cast<double>(s);
-    c.bytes += 2 * ch * L * 4;  // snake (+ V2 scale/bias) in and out
-    c.flops += 6 * ch * L;
+    Cost up;
+    up.bytes += 2 * ch * L * 4;  // snake (+ V2 scale/bias) in and out
+    up.flops += 6 * ch * L;
     params += cout * ch * 2 * rate + cout;  // transposed conv: weight [ch, cout, 2s]
-    c.flops += 2 * ch * cout * 2 * rate * L;
-    c.bytes += (cout * ch * 2 * rate + cout) * 4 + (ch * L + cout * L * rate) * 4;
+    up.flops += 2 * ch * cout * 2 * rate * L;
+    up.bytes += (cout * ch * 2 * rate + cout) * 4 + (ch * L + cout * L * rate) * 4;
+    parts.push_back(up);
     L *= rate;
     for (int j = 0; j < 3; ++j) {
-      c.bytes += 4 * cout * L * 4;  // two snakes and the residual add
-      c.flops += 14 * cout * L;
-      conv(cout, cout, 7, v.depthwise ? cout : 1, L);
-      conv(cout, cout, 1, 1, L);
+      Cost unit;
+      unit.bytes += 4 * cout * L * 4;  // two snakes and the residual add
+      unit.flops += 14 * cout * L;
+      conv(unit, cout, cout, 7, v.depthwise ? cout : 1, L);
+      conv(unit, cout, cout, 1, 1, L);
+      parts.push_back(unit);
     }
     ch = cout;
   }
-  c.bytes += 2 * ch * L * 4;
-  conv(ch, 1, 7, 1, L);
+  Cost out;
+  out.bytes += 2 * ch * L * 4;
+  conv(out, ch, 1, 7, 1, L);
+  parts.push_back(out);
   if (params_out) *params_out = params;
+  return parts;
+}
+
+}  // namespace
+
+Cost total_of(const std::vector<Cost>& parts) {
+  Cost c;
+  for (const Cost& p : parts) c += p;
   return c;
+}
+
+double roofline_seconds(const std::vector<Cost>& parts, double gbs, double gflops) {
+  double t = 0;
+  for (const Cost& p : parts) t += roofline_seconds(p, gbs, gflops);
+  return t;
 }
 
 double CostModel::vae_decoder_params() const {
   double p = 0;
-  vae_decode_cost(config.audio_vae, 1, &p);
+  vae_decode_parts(config.audio_vae, 1, &p);
   return p;
+}
+
+std::vector<Cost> CostModel::stage_parts(Stage s, int64_t context, int64_t prefix, int64_t audio) const {
+  if (s == Stage::VaeDecode) return vae_decode_parts(config.audio_vae, static_cast<double>(config.patch_size), nullptr);
+  return {stage(s, context, prefix, audio)};
 }
 
 double CostModel::weight_bytes() const {
@@ -164,7 +197,7 @@ Cost CostModel::stage(Stage s, int64_t context, int64_t prefix, int64_t audio) c
       if (m.is_v2()) c += linear_cost(2 * H, H, 1, eb);
       break;
     case Stage::VaeDecode:
-      c = vae_decode_cost(m.audio_vae, P, nullptr);
+      c = total_of(vae_decode_parts(m.audio_vae, P, nullptr));
       break;
     case Stage::kCount:
       break;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include <c10/core/ScalarType.h>
 
@@ -34,6 +35,11 @@ struct CostModel {
   // the step), one patch for VaeDecode; the prefill stages for `prefix` positions of which
   // `audio` are audio. `context`: filled KV positions an LM step attends over.
   Cost stage(Stage s, int64_t context, int64_t prefix = 0, int64_t audio = 0) const;
+  // The same work as the parts that must run one after the other (each needs the previous one's
+  // output), for a roofline that cannot overlap one part's memory traffic with another's
+  // arithmetic: the AudioVAE decoder's layers; one part for the other stages, whose layers all
+  // have the same bound.
+  std::vector<Cost> stage_parts(Stage s, int64_t context, int64_t prefix = 0, int64_t audio = 0) const;
   // Number of LocDiT calls per step (the first CFG-zero* steps skip the network).
   int64_t locdit_calls() const;
   // Parameters per module (for the report).
@@ -47,5 +53,9 @@ inline double roofline_seconds(const Cost& c, double gbs, double gflops) {
   const double a = gbs > 0 ? c.bytes / (gbs * 1e9) : 0, b = gflops > 0 ? c.flops / (gflops * 1e9) : 0;
   return a > b ? a : b;
 }
+
+// Roofline of parts run one after the other: the sum of their rooflines.
+double roofline_seconds(const std::vector<Cost>& parts, double gbs, double gflops);
+Cost total_of(const std::vector<Cost>& parts);
 
 }  // namespace voxcpm::bench
