@@ -169,6 +169,26 @@ TEST(CpuLinear, SeveralWeightsInOneCallGiveTheSameBits) {
   EXPECT_THROW(cpu::packed_linears(at::randn({1, 7}), {a}, {16}), Error);             // x width
 }
 
+// Weights of 2 MiB and more get a mapping of their own (2 MiB aligned, for huge pages): the same
+// panels, zero padded, as the layout defines them, for both stored dtypes; freed with the tensor.
+TEST(CpuLinear, LargeWeightsKeepThePanelLayout) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  at::manual_seed(41);
+  const int64_t n = 1001, k = 1100, panels = (n + 15) / 16;  // 4.4 MB in float32, 2.2 MB in bfloat16
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    for (int round = 0; round < 3; ++round) {  // allocate and free a few times
+      const at::Tensor w = at::randn({n, k}).to(dt);
+      const at::Tensor packed = cpu::pack_linear_weight(w);
+      ASSERT_EQ(packed.scalar_type(), dt);
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(packed.data_ptr()) % (uintptr_t{2} << 20), 0u) << "own 2 MiB aligned mapping";
+      const at::Tensor want = at::constant_pad_nd(w, {0, 0, 0, panels * 16 - n}).view({panels, 16, k}).transpose(1, 2);
+      EXPECT_TRUE(at::equal(packed, want)) << c10::toString(dt);
+      const at::Tensor x = at::randn({3, k}), b = at::randn({n});
+      EXPECT_LT(rel_err(cpu::packed_linear(x, packed, n, b), reference(x, w.to(at::kFloat), b)), 1e-5);
+    }
+  }
+}
+
 TEST(CpuLinear, MisuseIsAnError) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   const at::Tensor packed = cpu::pack_linear_weight(at::randn({20, 8}));
