@@ -1,8 +1,10 @@
 // The AudioVAE's elementwise and depthwise work on the CPU, where ATen spends more time than the
 // decoder's matrix products: Snake as five tensor passes around a libm-accurate sine, and the
-// dilated depthwise k7 conv through a generic convolution backend. Both kernels here make one
+// dilated depthwise k7 conv through a generic convolution backend. The kernels here make one
 // pass over the data (AVX2/FMA, parallel over channels) and agree with the ATen ops to float32
-// rounding; callers use the ATen ops where packed_linear_supported() is false or off the CPU.
+// rounding; they also write Snake's output straight into the inputs of the packed conv products
+// (cpu_linear.h) that follow it. Callers use the ATen ops where packed_linear_supported() is false
+// or off the CPU.
 #pragma once
 
 #include <ATen/Tensor.h>
