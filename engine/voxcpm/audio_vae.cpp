@@ -17,6 +17,16 @@ namespace {
 // Causal history of the decoder convs, one tensor [B, C, len] per slot.
 using History = std::vector<at::Tensor>;
 
+// f(b) → [...] for each sequence b of a batch of B, as [B, ...]: the packed products take one
+// sequence at a time. A view when B is 1 (streaming and every generated utterance), else stacked.
+template <class F>
+at::Tensor per_sequence(int64_t B, const F& f) {
+  if (B == 1) return f(0).unsqueeze(0);
+  std::vector<at::Tensor> ys;
+  for (int64_t b = 0; b < B; ++b) ys.push_back(f(b));
+  return at::stack(ys, 0);
+}
+
 // Snake(x) = x + 1/(alpha + 1e-9) * sin(alpha x)^2, in the official op order.
 struct Snake {
   at::Tensor alpha, inv_alpha;  // [1, C, 1]
@@ -41,14 +51,10 @@ struct CausalConv {
   bool few_outputs_kernel = false;  // the last conv (C → 1) on AVX2 CPUs: cpu::conv1d_few_outputs
 
   at::Tensor operator()(const at::Tensor& x, History* h) const {
-    if (packed.defined()) {  // a 1x1 conv is W x + b per sequence
-      if (x.size(0) == 1)
-        return cpu::packed_linear_channels_first(x[0], packed, out_channels, bias).unsqueeze(0);
-      std::vector<at::Tensor> ys;
-      for (int64_t b = 0; b < x.size(0); ++b)
-        ys.push_back(cpu::packed_linear_channels_first(x[b], packed, out_channels, bias));
-      return at::stack(ys, 0);
-    }
+    if (packed.defined())  // a 1x1 conv is W x + b per sequence
+      return per_sequence(x.size(0), [&](int64_t b) {
+        return cpu::packed_linear_channels_first(x[b], packed, out_channels, bias);
+      });
     at::Tensor xp = x;
     if (left_pad > 0) {
       if (h) {
@@ -139,25 +145,21 @@ struct CausalConvT {
  private:
   // The packed product of [x_j; x_{j-1}] ([B, 2·Cin, L]), phases interleaved in time.
   at::Tensor stacked_product(const at::Tensor& in) const {
-    const int64_t s = stride;
-    if (in.size(0) == 1) return cpu::packed_linear_channels_first(in[0], packed, out_channels * s, phase_bias, s).unsqueeze(0);
-    std::vector<at::Tensor> ys;
-    for (int64_t b = 0; b < in.size(0); ++b)
-      ys.push_back(cpu::packed_linear_channels_first(in[b], packed, out_channels * s, phase_bias, s));
-    return at::stack(ys, 0);
+    return per_sequence(in.size(0), [&](int64_t b) {
+      return cpu::packed_linear_channels_first(in[b], packed, out_channels * stride, phase_bias, stride);
+    });
   }
 
   // Winograd F(2,2) from transposed_conv_pair_inputs ([B, 3, Cin, ceil(L/2)]): the shared
   // (A + B) u_{2m} + bias, then each half's own product added to it in the kernel's store.
   at::Tensor pair_products(const at::Tensor& in, int64_t len) const {
     const int64_t n = out_channels * stride;
-    std::vector<at::Tensor> even, odd;
-    for (int64_t b = 0; b < in.size(0); ++b) {
+    return per_sequence(in.size(0), [&](int64_t b) {
       const at::Tensor shared = cpu::packed_linear_channels_first(in[b][0], packed_sum, n, phase_bias);
-      even.push_back(cpu::packed_linear_channels_first(in[b][1], packed_b, n, at::Tensor(), 1, shared));
-      odd.push_back(cpu::packed_linear_channels_first(in[b][2], packed_a, n, at::Tensor(), 1, shared));
-    }
-    return cpu::interleave_frame_pairs(at::stack(even, 0), at::stack(odd, 0), stride, len);
+      const at::Tensor even = cpu::packed_linear_channels_first(in[b][1], packed_b, n, at::Tensor(), 1, shared);
+      const at::Tensor odd = cpu::packed_linear_channels_first(in[b][2], packed_a, n, at::Tensor(), 1, shared);
+      return cpu::interleave_frame_pairs(even.unsqueeze(0), odd.unsqueeze(0), stride, len)[0];
+    });
   }
 };
 
