@@ -537,7 +537,17 @@ static GstFlowReturn sink_chain(GstPad*, GstObject* parent, GstBuffer* buf) {
   return enqueue(self, std::move(item)) ? GST_FLOW_OK : GST_FLOW_FLUSHING;
 }
 
-static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
+static GstFlowReturn flow_of(gboolean ok) { return ok ? GST_FLOW_OK : GST_FLOW_ERROR; }
+
+// A flow result rather than a boolean (like queue's): while the task is stopped (flushing, or the
+// source pad already deactivated on the way to READY), a refused sticky event must reach upstream
+// as FLUSHING. A plain event function's FALSE reads as ERROR there, and a source pushing a new
+// SEGMENT with its next buffer would stop the pipeline with "Internal data stream error".
+static GstFlowReturn queue_event(GstVoxcpmTts* self, GstEvent* event) {
+  return enqueue(self, event_item(event)) ? GST_FLOW_OK : GST_FLOW_FLUSHING;
+}
+
+static GstFlowReturn sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
   GstVoxcpmTts* self = GST_VOXCPM_TTS(parent);
   GstVoxcpmTtsPrivate* p = self->priv;
   GST_LOG_OBJECT(pad, "event %" GST_PTR_FORMAT, event);
@@ -546,7 +556,7 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
       set_flushing(self);
       const gboolean ret = gst_pad_push_event(self->srcpad, event);
       gst_pad_pause_task(self->srcpad);  // returns once the running utterance noticed the cancel
-      return ret;
+      return flow_of(ret);
     }
     case GST_EVENT_FLUSH_STOP: {
       const gboolean ret = gst_pad_push_event(self->srcpad, event);
@@ -555,12 +565,12 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
       // pad's mode goes to NONE before src_activate_mode() takes `lock` to stop the task, so
       // checking and starting under `lock` cannot miss a deactivation.
       std::lock_guard<std::mutex> lk(p->lock);
-      if (!gst_pad_is_active(self->srcpad)) return ret;
+      if (!gst_pad_is_active(self->srcpad)) return flow_of(ret);
       reset_stream_state(self);  // the task is paused: its state is ours to reset
       p->flushing = false;
       p->srcresult = GST_FLOW_OK;
       gst_pad_start_task(self->srcpad, reinterpret_cast<GstTaskFunction>(tts_loop), self, nullptr);
-      return ret;
+      return flow_of(ret);
     }
     case GST_EVENT_CAPS: {
       GstCaps* caps;
@@ -568,7 +578,7 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
       const GstStructure* s = gst_caps_get_structure(caps, 0);
       const char* format = s ? gst_structure_get_string(s, "format") : nullptr;
       p->markup = format && !g_strcmp0(format, "pango-markup");
-      return enqueue(self, event_item(event));
+      return queue_event(self, event);
     }
     case GST_EVENT_SEGMENT: {
       const GstSegment* seg;
@@ -577,14 +587,13 @@ static gboolean sink_event(GstPad* pad, GstObject* parent, GstEvent* event) {
         GST_ELEMENT_ERROR(self, STREAM, FORMAT, ("Only TIME segments are supported, got %s",
                           gst_format_get_name(seg->format)), (nullptr));
         gst_event_unref(event);
-        return FALSE;
+        return GST_FLOW_ERROR;
       }
-      return enqueue(self, event_item(event));
+      return queue_event(self, event);
     }
     default:
-      if (GST_EVENT_IS_SERIALIZED(event))
-        return enqueue(self, event_item(event));
-      return gst_pad_event_default(pad, parent, event);
+      if (GST_EVENT_IS_SERIALIZED(event)) return queue_event(self, event);
+      return flow_of(gst_pad_event_default(pad, parent, event));
   }
 }
 
@@ -725,7 +734,7 @@ static void gst_voxcpm_tts_init(GstVoxcpmTts* self) {
 
   self->sinkpad = gst_pad_new_from_static_template(&sink_template, "sink");
   gst_pad_set_chain_function(self->sinkpad, sink_chain);
-  gst_pad_set_event_function(self->sinkpad, sink_event);
+  gst_pad_set_event_full_function(self->sinkpad, sink_event);
   gst_pad_set_query_function(self->sinkpad, sink_query);
   gst_element_add_pad(GST_ELEMENT(self), self->sinkpad);
 

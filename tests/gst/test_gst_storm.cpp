@@ -484,3 +484,53 @@ TEST(GstStorm, DrainAfterAFlowErrorIsAnswered) {
 
 }  // namespace
 }  // namespace voxcpm::gsttest
+
+namespace voxcpm::gsttest {
+namespace {
+
+// A pipeline going PAUSED -> READY deactivates voxcpmtts's source pad before its sink pad, and
+// upstream's streaming thread may push in between: the first buffer after a seek carries a new
+// SEGMENT (a sticky event). Refusing it then must read as FLUSHING, which upstream takes as a
+// stop; an event function answering FALSE reads as ERROR, and appsrc posted "Internal data stream
+// error" (the storm's rare failure).
+TEST(GstStorm, StickyEventsBetweenPadDeactivationsAreFlushingNotErrors) {
+  init_gst();
+  GstElement* tts = gst_element_factory_make("voxcpmtts", nullptr);
+  g_object_set(tts, "model-path", tiny_v1().c_str(), "device", "cpu", "n-threads", 1, NULL);
+  GstBus* bus = gst_bus_new();
+  gst_element_set_bus(tts, bus);
+  GstPad* up = gst_pad_new("up", GST_PAD_SRC);
+  GstPad* sink = gst_element_get_static_pad(tts, "sink");
+  GstPad* src = gst_element_get_static_pad(tts, "src");
+  ASSERT_EQ(gst_pad_link(up, sink), GST_PAD_LINK_OK);
+  gst_pad_set_active(up, TRUE);
+  ASSERT_EQ(gst_element_set_state(tts, GST_STATE_PAUSED), GST_STATE_CHANGE_SUCCESS);
+  EXPECT_TRUE(gst_pad_push_event(up, gst_event_new_stream_start("sticky")));
+  GstCaps* caps = gst_caps_from_string("text/x-raw, format=utf8");
+  EXPECT_TRUE(gst_pad_push_event(up, gst_event_new_caps(caps)));
+  gst_caps_unref(caps);
+  GstSegment segment;
+  gst_segment_init(&segment, GST_FORMAT_TIME);
+  EXPECT_TRUE(gst_pad_push_event(up, gst_event_new_segment(&segment)));
+
+  ASSERT_TRUE(gst_pad_set_active(src, FALSE));  // half of PAUSED -> READY
+  segment.start = segment.time = GST_SECOND;  // a seek's new segment, sent with the next buffer
+  gst_pad_push_event(up, gst_event_new_segment(&segment));
+  EXPECT_EQ(gst_pad_push(up, text_buffer("Too late.")), GST_FLOW_FLUSHING);
+  EXPECT_FALSE(gst_pad_push_event(up, gst_event_new_eos()));  // not queued for a stopped task
+  GstMessage* err = pop_message(bus, GST_MESSAGE_ERROR);
+  EXPECT_EQ(err, nullptr) << "a flushing element posted an error";
+  if (err) gst_message_unref(err);
+
+  EXPECT_EQ(gst_element_set_state(tts, GST_STATE_NULL), GST_STATE_CHANGE_SUCCESS);
+  gst_pad_set_active(up, FALSE);
+  gst_bus_set_flushing(bus, TRUE);
+  gst_object_unref(src);
+  gst_object_unref(sink);
+  gst_object_unref(up);
+  gst_object_unref(tts);
+  gst_object_unref(bus);
+}
+
+}  // namespace
+}  // namespace voxcpm::gsttest
