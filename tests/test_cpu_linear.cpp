@@ -140,6 +140,23 @@ TEST(CpuLinear, ChannelsFirstOverManyFramesGivesTheRowTileBits) {
                Error);  // residual with phases
 }
 
+TEST(CpuLinear, LinearOfSiluRowMatchesAten) {
+  if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    for (int64_t n : {1, 2, 16}) {
+      const at::Tensor w = at::randn({n, 203}).to(dt).to(at::kFloat), x = at::randn({203}) * 4;
+      std::vector<float> y(n);
+      cpu::packed_linear_of_silu_row(x.data_ptr<float>(), cpu::pack_linear_weight(w.to(dt)), n, y.data());
+      const at::Tensor got = at::from_blob(y.data(), {n}, at::kFloat);
+      EXPECT_LT(rel_err(got, reference(at::silu(x.to(at::kDouble)), w, at::Tensor())), 1e-5)
+          << "n " << n << " " << dt;
+    }
+  }
+  float y[17];
+  const float x[8] = {};
+  EXPECT_THROW(cpu::packed_linear_of_silu_row(x, cpu::pack_linear_weight(at::randn({17, 8})), 17, y), Error);
+}
+
 TEST(CpuLinear, SeveralWeightsInOneCallGiveTheSameBits) {
   if (!cpu::packed_linear_supported()) GTEST_SKIP() << "no AVX2/FMA on this CPU";
   // Q/K/V-like (uneven output counts, one not a multiple of the panel) and gate/up-like, both

@@ -53,6 +53,16 @@ TEST_P(ModulesGolden, FsqAndStopHead) {
   const at::Tensor logits = stop(g["fsq.input"]);
   EXPECT_CLOSE(logits, g["stop_head.logits_for_fsq_input"], kTol);
   EXPECT_TRUE(at::equal(logits.argmax(-1), g["stop_head.logits_for_fsq_input"].argmax(-1)));
+  // The per-step decision (one row; a single loop on the packed CPU path) gives the same logits
+  // and the reference's argmax for every row.
+  const at::Tensor rows = g["fsq.input"].reshape({-1, g["fsq.input"].size(-1)});
+  const at::Tensor want = g["stop_head.logits_for_fsq_input"].reshape({-1, 2});
+  for (int64_t i = 0; i < rows.size(0); ++i) {
+    at::Tensor row_logits;
+    const bool stops = stop.stops(rows[i].unsqueeze(0), &row_logits);
+    EXPECT_CLOSE(row_logits, want[i].unsqueeze(0), kTol);
+    EXPECT_EQ(stops, want[i].argmax(-1).item<int64_t>() == 1) << "row " << i;
+  }
   std::cout << v << " fsq " << test::max_abs_diff(q, g["fsq.output"]) << ", stop logits "
             << test::max_abs_diff(logits, g["stop_head.logits_for_fsq_input"]) << "\n";
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -420,6 +421,25 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t 
                c.y.data_ptr<float>(), OutLayout{n, 1, 1, 1});
 #endif
   return c.y;
+}
+
+void packed_linear_of_silu_row(const float* x, const at::Tensor& packed, int64_t n, float* y) {
+  check_packed("packed_linear_of_silu_row", packed, n, at::Tensor());
+  if (n > kPanel) throw Error("packed_linear_of_silu_row: at most 16 outputs");
+#ifdef VOXCPM_X86_KERNELS
+  const int64_t k_len = packed.size(1);
+  float acc[kPanel] = {};
+  with_panel_data(packed, [&](auto panel) {
+    for (int64_t k = 0; k < k_len; ++k) {
+      const float s = x[k] / (1.0f + std::exp(-x[k]));  // SiLU as ATen writes it
+      for (int64_t j = 0; j < n; ++j) acc[j] += s * widen(panel[k * kPanel + j]);
+    }
+  });
+  std::copy(acc, acc + n, y);
+#else
+  (void)x, (void)y;
+  throw Error("packed_linear_of_silu_row: packed weights need an x86-64 build");
+#endif
 }
 
 at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& packed, const std::vector<int64_t>& n) {

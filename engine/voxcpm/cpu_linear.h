@@ -34,6 +34,11 @@ at::Tensor packed_linear(const at::Tensor& x, const at::Tensor& packed, int64_t 
 // packed_linear gives: one parallel loop over all panels (fused Q/K/V and gate/up projections).
 at::Tensor packed_linears(const at::Tensor& x, const std::vector<at::Tensor>& packed, const std::vector<int64_t>& n);
 
+// y [n] = W · SiLU(x) for one row x [K] against `packed` (from an [n, K] weight, n ≤ 16): the stop
+// predictor's two-output head. A plain loop, where SiLU and a product as ATen ops cost 10-20 µs
+// each for a few thousand multiply-adds. Each output is one float32 sum over k in order.
+void packed_linear_of_silu_row(const float* x, const at::Tensor& packed, int64_t n, float* y);
+
 // The same product in channels-first layout, for convolutions: x [K, M] (K input channels·taps,
 // M frames) → y [N, M] = W x + b. With `phases` s > 1 (a transposed convolution of stride s, whose
 // output j = c·s + r is phase r of channel c), the phases interleave in time: y [N/s, M·s] with

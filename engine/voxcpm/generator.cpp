@@ -268,8 +268,7 @@ std::optional<at::Tensor> Generation::next_patch() {
   int flag = 0;
   {
     StageScope timed(times_, Stage::StopHead);
-    stop_logits = m.stop(lm_hidden_);
-    flag = stop_logits.argmax(-1)[0].item<int64_t>() == 1 ? 1 : 0;
+    flag = m.stop.stops(lm_hidden_, trace_ ? &stop_logits : nullptr) ? 1 : 0;
   }
   if (trace_) {
     trace_->cond.push_back(to_cpu_f32(cond_));
