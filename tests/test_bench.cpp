@@ -150,10 +150,22 @@ TEST(Bench, TinyModelWritesWellFormedReports) {
     expect_summary(p["total_ratio"], p.value("text", "?") + " streaming/non-streaming");
     EXPECT_GT(p["total_ratio"]["median"].get<double>(), 0);
   }
+  // The peaks are probed again before each pair of runs (one run per text here: 4 probes), and
+  // the rooflines use their medians; the start probe's figures stay beside them.
+  const json& roof = j["roofline"];
+  ASSERT_EQ(roof["mem_gbs_between_runs_all"].size(), 4u) << roof.dump();
+  expect_summary(roof["mem_gbs_between_runs"], "memory reads between runs");
+  EXPECT_DOUBLE_EQ(roof["mem_gbs"].get<double>(), roof["mem_gbs_between_runs"]["median"].get<double>());
+  EXPECT_DOUBLE_EQ(roof["mem_gbs_start_probe"].get<double>(), j["machine"]["mem_read_gbs"].get<double>());
+  expect_summary(roof["gemm_peak_gflops_between_runs"], "GEMM between runs");
+  EXPECT_EQ(roof["gemm_peak_gflops_between_runs"]["n"].get<int>(), 4);
+  EXPECT_DOUBLE_EQ(roof["gemm_peak_gflops"].get<double>(), roof["gemm_peak_gflops_between_runs"]["median"].get<double>());
+  EXPECT_DOUBLE_EQ(roof["gemm_peak_gflops_start_probe"].get<double>(), j["machine"]["gemm_f32_gflops"].get<double>());
   ASSERT_EQ(j["roofline"]["stages"].size(), 6u);
   for (const json& row : j["roofline"]["stages"]) {
     for (const char* k : {"median_s", "mean_s", "min_s", "max_s", "share", "parts", "bytes", "flops", "achieved_gbs",
-                          "achieved_gflops", "roofline_s", "vs_roofline", "roofline_whole_s", "vs_roofline_whole"})
+                          "achieved_gflops", "roofline_s", "vs_roofline", "roofline_whole_s", "vs_roofline_whole",
+                          "vs_roofline_start_probe"})
       ASSERT_TRUE(row.contains(k) && row[k].is_number()) << row.dump();
     EXPECT_GT(row["bytes"].get<double>(), 0) << row.dump();
     EXPECT_LE(row["min_s"].get<double>(), row["median_s"].get<double>()) << row.dump();

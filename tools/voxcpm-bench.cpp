@@ -361,11 +361,30 @@ int main(int argc, char** argv) {
       std::vector<double> ttfa, total, audio, rtf, step, nsteps;
       StageTimes sum;
     };
+    // The machine's peaks, measured again before every pair of runs: a shared host's memory rate
+    // moves by the minute (30-64 GB/s seen here) and its arithmetic rate with what its neighbours
+    // run, so the stages are read against the peaks of the minutes they ran in (the medians of
+    // these), with the start probe's figures beside them. The peak RSS leaves the probe's buffers
+    // out: it is read before each probe and reset after it.
+    std::vector<double> mem_in_run, gemm_f32_in_run, gemm_compute_in_run;
+    double peak_between_probes = -1.0;
+    const bool quick_probe = args.flag("--quick-probe");
+    auto probe_between_runs = [&] {
+      if (!have_probe) return;
+      if (hwm_reset) peak_between_probes = std::max(peak_between_probes, hwm_rss_mb());
+      const c10::Device d = model->options().device;
+      mem_in_run.push_back(measure_read_gbs(d, (quick_probe ? 32 : 256) * (int64_t{1} << 20), 3, 0));
+      gemm_f32_in_run.push_back(measure_gemm_gflops(d, at::kFloat, quick_probe ? 256 : 2048, 3, 0));
+      gemm_compute_in_run.push_back(compute == at::kFloat ? gemm_f32_in_run.back()
+                                                          : measure_gemm_gflops(d, compute, quick_probe ? 128 : 1024, 3, 0));
+      if (hwm_reset) reset_peak_rss();
+    };
     for (size_t ti = 0; ti < texts.size(); ++ti) {
       const BenchText& t = texts[ti];
       const int64_t tokens = text_list[ti]["tokens"].get<int64_t>();
       std::vector<ModeRuns> acc(modes.size());
       for (int r = 0; r < runs; ++r) {
+        probe_between_runs();
         for (size_t mi = 0; mi < modes.size(); ++mi) {
           const bool streaming = modes[mi];
           ModeRuns& m = acc[mi];
@@ -449,7 +468,11 @@ int main(int argc, char** argv) {
     // streaming runs of each run's time per call (a slow minute moves a mean, not a median).
     json roof = json::array();
     const double ctx = ctx_n ? ctx_sum / static_cast<double>(ctx_n) : 64;
-    const double gemm_peak = compute == at::kFloat ? probe.gemm_f32_gflops : probe.gemm_bf16_gflops;
+    const double gemm_peak_start = compute == at::kFloat ? probe.gemm_f32_gflops : probe.gemm_bf16_gflops;
+    const bool between = !mem_in_run.empty();
+    const double mem_gbs = between ? summarize(mem_in_run).median : probe.mem_read_gbs;
+    const double gemm_peak = between ? summarize(gemm_compute_in_run).median : gemm_peak_start;
+    const double gemm_f32 = between ? summarize(gemm_f32_in_run).median : probe.gemm_f32_gflops;
     double step_total = 0, step_mean = 0;
     for (Stage s : kStepStages) {
       const size_t i = static_cast<size_t>(s);
@@ -464,7 +487,8 @@ int main(int argc, char** argv) {
       const double per_call = per_run.median;
       const std::vector<Cost> parts = costs.stage_parts(s, static_cast<int64_t>(ctx));
       const Cost c = total_of(parts);
-      const double peak = s == Stage::VaeDecode ? probe.gemm_f32_gflops : gemm_peak;  // the AudioVAE is float32
+      const bool vae = s == Stage::VaeDecode;  // the AudioVAE is float32
+      const double peak = vae ? gemm_f32 : gemm_peak, peak_start = vae ? probe.gemm_f32_gflops : gemm_peak_start;
       json row = {{"stage", stage_name(s)},
                   {"median_s", per_call},
                   {"mean_s", all_steps[s] / static_cast<double>(all_steps.count(s))},
@@ -477,11 +501,13 @@ int main(int argc, char** argv) {
                   {"achieved_gbs", per_call > 0 ? c.bytes / per_call / 1e9 : 0},
                   {"achieved_gflops", per_call > 0 ? c.flops / per_call / 1e9 : 0}};
       if (have_probe) {
-        const double rl = roofline_seconds(parts, probe.mem_read_gbs, peak);
+        const double rl = roofline_seconds(parts, mem_gbs, peak);
         row["roofline_s"] = rl;
         row["vs_roofline"] = rl > 0 ? per_call / rl : 0;
+        const double rl_start = roofline_seconds(parts, probe.mem_read_gbs, peak_start);
+        row["vs_roofline_start_probe"] = rl_start > 0 ? per_call / rl_start : 0;
         // The bound of the stage's whole work at once, as if its parts could overlap.
-        const double whole = roofline_seconds(c, probe.mem_read_gbs, peak);
+        const double whole = roofline_seconds(c, mem_gbs, peak);
         row["roofline_whole_s"] = whole;
         row["vs_roofline_whole"] = whole > 0 ? per_call / whole : 0;
       }
@@ -496,10 +522,21 @@ int main(int argc, char** argv) {
       roof_total["roofline_rtf"] =
           rl / (static_cast<double>(model->samples_per_patch()) / static_cast<double>(model->sample_rate()));
     }
-    result["roofline"] = {{"stages", roof}, {"step", roof_total}, {"gemm_peak_gflops", gemm_peak},
-                          {"mem_gbs", probe.mem_read_gbs}};
+    result["roofline"] = {{"stages", roof},
+                          {"step", roof_total},
+                          {"gemm_peak_gflops", gemm_peak},
+                          {"mem_gbs", mem_gbs},
+                          {"mem_gbs_start_probe", probe.mem_read_gbs},
+                          {"gemm_f32_gflops", gemm_f32},
+                          {"gemm_peak_gflops_start_probe", gemm_peak_start},
+                          {"gemm_f32_gflops_start_probe", probe.gemm_f32_gflops},
+                          {"mem_gbs_between_runs", summary_json(mem_in_run)},
+                          {"mem_gbs_between_runs_all", mem_in_run},
+                          {"gemm_peak_gflops_between_runs", summary_json(gemm_compute_in_run)},
+                          {"gemm_f32_gflops_between_runs", summary_json(gemm_f32_in_run)}};
 
-    const double peak_generation = hwm_reset ? hwm_rss_mb() : -1.0;  // before the pipeline adds its buffers
+    // Before the pipeline adds its buffers.
+    const double peak_generation = hwm_reset ? std::max(peak_between_probes, hwm_rss_mb()) : -1.0;
 
     // GStreamer pipeline: time to first audio through appsrc ! voxcpmtts ! appsink.
     json pj = {{"available", false}};

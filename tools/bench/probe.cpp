@@ -89,6 +89,22 @@ nlohmann::json MachineProbe::to_json() const {
           {"seconds", seconds}};
 }
 
+double measure_read_gbs(const c10::Device& device, int64_t bytes, int reps, double budget) {
+  c10::NoGradGuard no_grad;
+  const int64_t n = bytes / 4;  // far larger than any cache
+  at::Tensor big = at::ones({n}, at::TensorOptions().dtype(at::kFloat).device(device));
+  const double s = best_time(device, reps, budget, [&] { return big.sum(); });
+  return static_cast<double>(n) * 4 / s / 1e9;
+}
+
+double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, int reps, double budget) {
+  c10::NoGradGuard no_grad;
+  const auto o = at::TensorOptions().dtype(dtype).device(device);
+  at::Tensor a = at::randn({n, n}, o), b = at::randn({n, n}, o);
+  const double s = best_time(device, reps, budget, [&] { return at::mm(a, b); });
+  return 2.0 * n * n * n / s / 1e9;
+}
+
 MachineProbe probe_machine(const c10::Device& device, bool quick) {
   const auto start = Clock::now();
   MachineProbe p;
@@ -101,20 +117,14 @@ MachineProbe probe_machine(const c10::Device& device, bool quick) {
   const int reps = quick ? 1 : 3;
   const double budget = quick ? 0.05 : 0.4;
 
-  {  // Streaming read: far larger than any cache.
-    const int64_t n = (quick ? 32 : 512) * (int64_t{1} << 20) / 4;
-    at::Tensor big = at::ones({n}, f32);
-    const double s = best_time(device, reps, budget, [&] { return big.sum(); });
-    p.mem_read_gbs = static_cast<double>(n) * 4 / s / 1e9;
-  }
+  p.mem_read_gbs = measure_read_gbs(device, (quick ? 32 : 512) * (int64_t{1} << 20), reps, budget);
   auto gemm = [&](const at::TensorOptions& o, int64_t m, int64_t k, int64_t n) {
     at::Tensor a = at::randn({m, k}, o), b = at::randn({k, n}, o);
     const double s = best_time(device, reps, budget, [&] { return at::mm(a, b); });
     return 2.0 * m * k * n / s / 1e9;
   };
-  const int64_t g = quick ? 256 : 2048;
-  p.gemm_f32_gflops = gemm(f32, g, g, g);
-  p.gemm_bf16_gflops = gemm(bf16, quick ? 128 : 1024, quick ? 128 : 1024, quick ? 128 : 1024);
+  p.gemm_f32_gflops = measure_gemm_gflops(device, at::kFloat, quick ? 256 : 2048, reps, budget);
+  p.gemm_bf16_gflops = measure_gemm_gflops(device, at::kBFloat16, quick ? 128 : 1024, reps, budget);
   p.gemm_skinny_f32_gflops = gemm(f32, 18, 1024, quick ? 512 : 4096);
 
   // Matrix-vector out of cache: cycle through enough 4096x4096 matrices to exceed the LLC.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 #include <nlohmann/json.hpp>
 
 namespace voxcpm::bench {
@@ -24,6 +25,14 @@ struct MachineProbe {
 
   nlohmann::json to_json() const;
 };
+
+// Streaming read of a fresh `bytes`-sized float tensor (a sum), best of `reps` calls or about
+// `budget` seconds, in GB/s: the probe's memory figure, also measured between benchmark runs.
+double measure_read_gbs(const c10::Device& device, int64_t bytes, int reps, double budget);
+
+// Square matmul of size n in `dtype`, best of `reps` calls or about `budget` seconds, in GFLOP/s:
+// the probe's GEMM figure, also measured between benchmark runs.
+double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, int reps, double budget);
 
 // `quick`: smaller sizes and fewer repetitions (tests). Runs on `device`.
 MachineProbe probe_machine(const c10::Device& device, bool quick);

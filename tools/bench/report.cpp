@@ -141,14 +141,27 @@ std::string markdown_report(const json& r) {
   md << "## Per-step stages against the machine (roofline)\n\n";
   md << "Bytes and FLOPs per call from the model config (weights read once per call; KV cache and AudioVAE "
         "activations counted). Roofline = max(bytes / memory read rate, FLOPs / GEMM peak of the compute dtype), "
-        "both from the probe above, summed over the parts of a stage that must run one after the other (the "
+        "summed over the parts of a stage that must run one after the other (the "
         "AudioVAE decoder's layers: one layer's weight traffic cannot hide behind another's arithmetic); "
         "\"whole\" is the same bound over the stage's total bytes and FLOPs at once. Time per call: median over "
         "the streaming runs of each run's mean (a slow minute of a shared host moves a mean, not a median), "
         "with the pooled mean beside it. Average LM context: "
      << fmt(num(roof.value("step", json::object()), "context"), 0) << " positions.\n\n";
+  const json& between = roof.value("mem_gbs_between_runs", json::object());
+  const json& gemm_between = roof.value("gemm_peak_gflops_between_runs", json::object());
+  if (num(between, "n") > 0)
+    md << "Peaks: the medians of probes taken before each pair of runs (" << fmt(num(between, "n"), 0)
+       << " probes; a shared host's rates move by the minute, and the stages are read against the minutes they "
+          "ran in): memory read "
+       << fmt(num(roof, "mem_gbs"), 1) << " GB/s (" << fmt(num(between, "min"), 1) << "–"
+       << fmt(num(between, "max"), 1) << "), GEMM " << fmt(num(roof, "gemm_peak_gflops"), 0) << " GFLOP/s ("
+       << fmt(num(gemm_between, "min"), 0) << "–" << fmt(num(gemm_between, "max"), 0) << "; float32 "
+       << fmt(num(roof, "gemm_f32_gflops"), 0)
+       << " for the AudioVAE). \"× start\" uses the start probe's instead (read "
+       << fmt(num(roof, "mem_gbs_start_probe"), 1) << " GB/s, GEMM "
+       << fmt(num(roof, "gemm_peak_gflops_start_probe"), 0) << " GFLOP/s).\n\n";
   md << "| stage | median (ms) | mean (ms) | share | MB per call | GFLOP per call | achieved GB/s | achieved GFLOP/s | "
-        "roofline (ms) | × roofline | × whole |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "roofline (ms) | × roofline | × whole | × start |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   auto opt = [](const json& row, const char* key, double scale, int decimals) {
     return row.contains(key) ? fmt(num(row, key) * scale, decimals) : std::string("-");
   };
@@ -158,12 +171,12 @@ std::string markdown_report(const json& r) {
        << fmt(num(row, "bytes") / 1e6, 1) << " | " << fmt(num(row, "flops") / 1e9, 2) << " | "
        << fmt(num(row, "achieved_gbs"), 1) << " | " << fmt(num(row, "achieved_gflops"), 1) << " | "
        << opt(row, "roofline_s", 1e3, 1) << " | " << opt(row, "vs_roofline", 1, 2) << " | "
-       << opt(row, "vs_roofline_whole", 1, 2) << " |\n";
+       << opt(row, "vs_roofline_whole", 1, 2) << " | " << opt(row, "vs_roofline_start_probe", 1, 2) << " |\n";
   }
   const json& step = roof.value("step", json::object());
   md << "| **step** | " << fmt(num(step, "median_s") * 1e3, 1) << " | " << fmt(num(step, "mean_s") * 1e3, 1)
      << " | 100% | | | | | " << opt(step, "roofline_s", 1e3, 1) << " | " << opt(step, "vs_roofline", 1, 2)
-     << " | |\n\n";
+     << " | | |\n\n";
   if (step.contains("roofline_rtf"))
     md << "Roofline real-time factor of a step (roofline step time / audio per patch): "
        << fmt(num(step, "roofline_rtf"), 2) << ".\n\n";
