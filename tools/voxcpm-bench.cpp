@@ -124,17 +124,19 @@ bool reset_peak_rss() {
   return static_cast<bool>(f << "5" << std::flush);
 }
 
-// Runs f on a thread of its own and waits for it, rethrowing what it threw. Whatever computes
-// runs so: libgomp keeps a thread team per thread that ran a parallel region until that thread
-// exits, and once it manages more threads than there are CPUs it stops spin-waiting (short
-// spins, then sleeping), so a team left on the main thread would slow the pipeline's streaming
-// thread by 13% (VoxCPM1.5, two CPUs: 8.43 s for 25 steps on a thread alone, 9.46-9.61 s on a
-// second thread once another has a team) where an application's main thread does not compute.
+// Runs f on a thread of its own with `threads` intra-op threads (the OpenMP count is per calling
+// thread) and waits for it, rethrowing what it threw. Whatever computes runs so: libgomp keeps a
+// thread team per thread that ran a parallel region until that thread exits, and once it manages
+// more threads than there are CPUs it stops spin-waiting (short spins, then sleeping), so a team
+// left on the main thread would slow the pipeline's streaming thread by 13% (VoxCPM1.5, two CPUs:
+// 8.43 s for 25 steps on a thread alone, 9.46-9.61 s on a second thread once another has a team)
+// where an application's main thread does not compute.
 template <class F>
-void on_own_thread(F&& f) {
+void on_own_thread(int threads, F&& f) {
   std::exception_ptr failure;
   std::thread t([&] {
     try {
+      use_cpu_threads(threads);
       f();
     } catch (...) {
       failure = std::current_exception();
@@ -295,7 +297,7 @@ int main(int argc, char** argv) {
     const auto l0 = Clock::now();
     // Through the process-wide cache: the pipeline's voxcpmtts then uses this very instance.
     std::shared_ptr<const Model> model;
-    on_own_thread([&] { model = ModelCache::global().get(model_dir, lo); });
+    on_own_thread(threads, [&] { model = ModelCache::global().get(model_dir, lo); });
     const double load_s = std::chrono::duration<double>(Clock::now() - l0).count();
     const double rss_after_load = current_rss_mb(), peak_after_load = hwm_rss_mb();
     const at::ScalarType compute = model->options().dtype;
@@ -321,253 +323,249 @@ int main(int argc, char** argv) {
     // on_own_thread).
     double peak_generation = -1.0;
     size_t max_state = 0;
-    on_own_thread([&] {
-      {
-        use_cpu_threads(threads);  // the OpenMP thread count is per calling thread
-        MachineProbe probe;
-        const bool have_probe = !args.flag("--no-probe");
-        if (have_probe) {
-          probe = probe_machine(model->options().device, args.flag("--quick-probe"));
-          result["machine"] = probe.to_json();
-          std::fprintf(stderr,
-                       "voxcpm-bench: probe: read %.1f GB/s, GEMM f32 %.0f / bf16 %.0f GFLOP/s, GEMV f32 %.1f / bf16 "
-                       "%.1f GB/s, linear(1 row) f32 %.1f / bf16 %.1f GB/s (OpenBLAS core %s)\n",
-                       probe.mem_read_gbs, probe.gemm_f32_gflops, probe.gemm_bf16_gflops, probe.gemv_f32_gbs,
-                       probe.gemv_bf16_gbs, probe.linear1_f32_gbs, probe.linear1_bf16_gbs,
-                       probe.openblas_core.empty() ? "-" : probe.openblas_core.c_str());
-        } else {
-          result["machine"] = {{"torch_threads", at::get_num_threads()},
-                               {"openblas_coretype_env", coretype ? coretype : "(unset)"}};
-        }
-
-        // From here on, the peak of the model plus running requests (the probe's buffers are freed).
-        const bool hwm_reset = reset_peak_rss();
-
-        GenerateOptions base;
-        base.inference_timesteps = timesteps;
-        base.cfg_value = cfg;
-        if (steps > 0) {
-          // The stop head may end a request only after min_len+1 patches, and max_len caps it.
-          base.min_len = steps - 1;
-          base.max_len = steps;
-          base.retry_badcase = false;
-        }
-        result["settings"] = {{"runs", runs},           {"warmup", warmup}, {"steps", steps},
-                              {"timesteps", timesteps}, {"cfg", cfg},       {"threads", at::get_num_threads()},
-                              {"seed", seed},           {"locdit_calls_per_step", costs.locdit_calls()},
-                              {"openblas_coretype", coretype ? coretype : "(unset)"}};
-
-        json text_list = json::array();
-        for (const BenchText& t : texts)
-          text_list.push_back({{"id", t.id},
-                               {"text", t.text},
-                               {"chars", utf8_chars(t.text)},
-                               {"tokens", static_cast<int64_t>(model->tokenizer().encode(t.text).size())}});
-        result["texts"] = text_list;
-
-        for (int w = 0; w < warmup; ++w) {
-          GenerateOptions o = base;
-          o.seed = seed;
-          o.min_len = 1;
-          o.max_len = 2;
-          o.retry_badcase = false;
-          run_once(model, texts.front().text, o, true);
-        }
-
-        // Engine API runs. The modes alternate run by run (streaming, non-streaming, streaming, ...)
-        // so that a slow minute of a shared host lands on both, and each run of one mode has a partner
-        // of the other with the same seed: their ratio is the streaming overhead.
-        json results = json::array();
-        json paired = json::array();
-        max_state = 0;
-        // Per-step stages, streaming runs only (the roofline table): every run's time per call, and
-        // all runs pooled.
-        std::array<std::vector<double>, kStageCount> step_samples;
-        StageTimes all_steps;
-        double ctx_sum = 0;
-        int64_t ctx_n = 0;
-        struct ModeRuns {
-          json runs = json::array();
-          std::vector<double> ttfa, total, audio, rtf, step, nsteps;
-          StageTimes sum;
-        };
-        // The machine's peaks, measured again before every pair of runs: a shared host's memory rate
-        // moves by the minute (30-64 GB/s seen here) and its arithmetic rate with what its neighbours
-        // run, so the stages are read against the peaks of the minutes they ran in (the medians of
-        // these), with the start probe's figures beside them. The peak RSS leaves the probe's buffers
-        // out: it is read before each probe and reset after it.
-        std::vector<double> mem_in_run, gemm_f32_in_run, gemm_compute_in_run;
-        double peak_between_probes = -1.0;
-        const bool quick_probe = args.flag("--quick-probe");
-        auto probe_between_runs = [&] {
-          if (!have_probe) return;
-          if (hwm_reset) peak_between_probes = std::max(peak_between_probes, hwm_rss_mb());
-          const c10::Device d = model->options().device;
-          mem_in_run.push_back(measure_read_gbs(d, (quick_probe ? 32 : 256) * (int64_t{1} << 20), 3, 0));
-          gemm_f32_in_run.push_back(measure_gemm_gflops(d, at::kFloat, quick_probe ? 256 : 2048, 3, 0));
-          gemm_compute_in_run.push_back(compute == at::kFloat ? gemm_f32_in_run.back()
-                                                              : measure_gemm_gflops(d, compute, quick_probe ? 128 : 1024, 3, 0));
-          if (hwm_reset) reset_peak_rss();
-        };
-        for (size_t ti = 0; ti < texts.size(); ++ti) {
-          const BenchText& t = texts[ti];
-          const int64_t tokens = text_list[ti]["tokens"].get<int64_t>();
-          std::vector<ModeRuns> acc(modes.size());
-          for (int r = 0; r < runs; ++r) {
-            probe_between_runs();
-            for (size_t mi = 0; mi < modes.size(); ++mi) {
-              const bool streaming = modes[mi];
-              ModeRuns& m = acc[mi];
-              GenerateOptions o = base;
-              o.seed = seed + static_cast<uint64_t>(r);
-              RunResult rr = run_once(model, t.text, o, streaming);
-              if (steps > 0 && rr.steps != steps)
-                std::fprintf(stderr,
-                             "voxcpm-bench: warning: %s made %lld patches, not %lld (the length cap of this text is "
-                             "min(6*tokens+10, max_len))\n",
-                             t.id.c_str(), static_cast<long long>(rr.steps), static_cast<long long>(steps));
-              max_state = std::max(max_state, rr.state_bytes);
-              const double r_rtf = rr.audio_s > 0 ? rr.total_s / rr.audio_s : 0;
-              m.ttfa.push_back(rr.ttfa_s);
-              m.total.push_back(rr.total_s);
-              m.audio.push_back(rr.audio_s);
-              m.rtf.push_back(r_rtf);
-              m.step.push_back(rr.step_s);
-              m.nsteps.push_back(static_cast<double>(rr.steps));
-              for (int i = 0; i < kStageCount; ++i) {
-                m.sum.seconds[i] += rr.stages.seconds[i];
-                m.sum.calls[i] += rr.stages.calls[i];
-              }
-              if (streaming) {
-                for (Stage s : kStepStages) {
-                  const size_t i = static_cast<size_t>(s);
-                  if (rr.stages.count(s) == 0) continue;
-                  all_steps.seconds[i] += rr.stages[s];
-                  all_steps.calls[i] += rr.stages.count(s);
-                  step_samples[i].push_back(rr.stages[s] / static_cast<double>(rr.stages.count(s)));
-                }
-                ctx_sum += static_cast<double>(tokens + 1) + static_cast<double>(rr.steps) / 2;
-                ++ctx_n;
-              }
-              m.runs.push_back({{"ttfa_s", rr.ttfa_s},
-                                {"total_s", rr.total_s},
-                                {"audio_s", rr.audio_s},
-                                {"rtf", r_rtf},
-                                {"steps", rr.steps},
-                                {"step_s", rr.step_s},
-                                {"stages", stages_json(rr.stages)}});
-              std::fprintf(stderr, "voxcpm-bench: %-6s %-13s run %d: first audio %.3f s, total %.3f s, %lld steps, %.2f s audio, RTF %.2f\n",
-                           t.id.c_str(), streaming ? "streaming" : "non-streaming", r, rr.ttfa_s, rr.total_s,
-                           static_cast<long long>(rr.steps), rr.audio_s, r_rtf);
-            }
-          }
-          for (size_t mi = 0; mi < modes.size(); ++mi) {
-            const ModeRuns& m = acc[mi];
-            json entry = {{"text", t.id}, {"chars", utf8_chars(t.text)}, {"mode", modes[mi] ? "streaming" : "non-streaming"}};
-            entry["runs"] = m.runs;
-            entry["summary"] = {{"ttfa_s", summary_json(m.ttfa)},   {"total_s", summary_json(m.total)},
-                                {"audio_s", summary_json(m.audio)}, {"rtf", summary_json(m.rtf)},
-                                {"step_s", summary_json(m.step)},   {"steps", summary_json(m.nsteps)}};
-            // Mean time per call of each stage over the runs.
-            json st = json::object();
-            for (int i = 0; i < kStageCount; ++i) {
-              const Stage s = static_cast<Stage>(i);
-              if (m.sum.count(s) == 0) continue;
-              st[stage_name(s)] = {{"mean_s_per_call", m.sum[s] / static_cast<double>(m.sum.count(s))},
-                                   {"calls_per_run", static_cast<double>(m.sum.count(s)) / runs},
-                                   {"mean_s_per_run", m.sum[s] / runs}};
-            }
-            entry["stages"] = st;
-            results.push_back(entry);
-          }
-          // Streaming total / non-streaming total of the runs made back to back with the same seed.
-          const auto s_it = std::find(modes.begin(), modes.end(), true), w_it = std::find(modes.begin(), modes.end(), false);
-          if (s_it != modes.end() && w_it != modes.end()) {
-            const ModeRuns& s = acc[static_cast<size_t>(s_it - modes.begin())];
-            const ModeRuns& w = acc[static_cast<size_t>(w_it - modes.begin())];
-            std::vector<double> ratio;
-            for (size_t r = 0; r < s.total.size() && r < w.total.size(); ++r)
-              if (w.total[r] > 0) ratio.push_back(s.total[r] / w.total[r]);
-            paired.push_back({{"text", t.id}, {"total_ratio", summary_json(ratio)}, {"ratios", ratio}});
-          }
-        }
-        result["results"] = results;
-        result["streaming_vs_non_streaming"] = paired;
-
-        // Per-step stages against the probe: achieved rates and roofline, from the median over the
-        // streaming runs of each run's time per call (a slow minute moves a mean, not a median).
-        json roof = json::array();
-        const double ctx = ctx_n ? ctx_sum / static_cast<double>(ctx_n) : 64;
-        const double gemm_peak_start = compute == at::kFloat ? probe.gemm_f32_gflops : probe.gemm_bf16_gflops;
-        const bool between = !mem_in_run.empty();
-        const double mem_gbs = between ? summarize(mem_in_run).median : probe.mem_read_gbs;
-        const double gemm_peak = between ? summarize(gemm_compute_in_run).median : gemm_peak_start;
-        const double gemm_f32 = between ? summarize(gemm_f32_in_run).median : probe.gemm_f32_gflops;
-        double step_total = 0, step_mean = 0;
-        for (Stage s : kStepStages) {
-          const size_t i = static_cast<size_t>(s);
-          if (!all_steps.count(s)) continue;
-          step_total += summarize(step_samples[i]).median;
-          step_mean += all_steps[s] / static_cast<double>(all_steps.count(s));
-        }
-        for (Stage s : kStepStages) {
-          const size_t i = static_cast<size_t>(s);
-          if (!all_steps.count(s)) continue;
-          const Summary per_run = summarize(step_samples[i]);
-          const double per_call = per_run.median;
-          const std::vector<Cost> parts = costs.stage_parts(s, static_cast<int64_t>(ctx));
-          const Cost c = total_of(parts);
-          const bool vae = s == Stage::VaeDecode;  // the AudioVAE is float32
-          const double peak = vae ? gemm_f32 : gemm_peak, peak_start = vae ? probe.gemm_f32_gflops : gemm_peak_start;
-          json row = {{"stage", stage_name(s)},
-                      {"median_s", per_call},
-                      {"mean_s", all_steps[s] / static_cast<double>(all_steps.count(s))},
-                      {"min_s", per_run.min},
-                      {"max_s", per_run.max},
-                      {"share", step_total > 0 ? per_call / step_total : 0},
-                      {"parts", parts.size()},
-                      {"bytes", c.bytes},
-                      {"flops", c.flops},
-                      {"achieved_gbs", per_call > 0 ? c.bytes / per_call / 1e9 : 0},
-                      {"achieved_gflops", per_call > 0 ? c.flops / per_call / 1e9 : 0}};
-          if (have_probe) {
-            const double rl = roofline_seconds(parts, mem_gbs, peak);
-            row["roofline_s"] = rl;
-            row["vs_roofline"] = rl > 0 ? per_call / rl : 0;
-            const double rl_start = roofline_seconds(parts, probe.mem_read_gbs, peak_start);
-            row["vs_roofline_start_probe"] = rl_start > 0 ? per_call / rl_start : 0;
-            // The bound of the stage's whole work at once, as if its parts could overlap.
-            const double whole = roofline_seconds(c, mem_gbs, peak);
-            row["roofline_whole_s"] = whole;
-            row["vs_roofline_whole"] = whole > 0 ? per_call / whole : 0;
-          }
-          roof.push_back(row);
-        }
-        json roof_total = {{"median_s", step_total}, {"mean_s", step_mean}, {"context", ctx}};
-        if (have_probe) {
-          double rl = 0;
-          for (const auto& row : roof) rl += row["roofline_s"].get<double>();
-          roof_total["roofline_s"] = rl;
-          roof_total["vs_roofline"] = rl > 0 ? step_total / rl : 0;
-          roof_total["roofline_rtf"] =
-              rl / (static_cast<double>(model->samples_per_patch()) / static_cast<double>(model->sample_rate()));
-        }
-        result["roofline"] = {{"stages", roof},
-                              {"step", roof_total},
-                              {"gemm_peak_gflops", gemm_peak},
-                              {"mem_gbs", mem_gbs},
-                              {"mem_gbs_start_probe", probe.mem_read_gbs},
-                              {"gemm_f32_gflops", gemm_f32},
-                              {"gemm_peak_gflops_start_probe", gemm_peak_start},
-                              {"gemm_f32_gflops_start_probe", probe.gemm_f32_gflops},
-                              {"mem_gbs_between_runs", summary_json(mem_in_run)},
-                              {"mem_gbs_between_runs_all", mem_in_run},
-                              {"gemm_peak_gflops_between_runs", summary_json(gemm_compute_in_run)},
-                              {"gemm_f32_gflops_between_runs", summary_json(gemm_f32_in_run)}};
-
-        // Before the pipeline adds its buffers.
-        peak_generation = hwm_reset ? std::max(peak_between_probes, hwm_rss_mb()) : -1.0;
+    on_own_thread(threads, [&] {
+      MachineProbe probe;
+      const bool have_probe = !args.flag("--no-probe");
+      if (have_probe) {
+        probe = probe_machine(model->options().device, args.flag("--quick-probe"));
+        result["machine"] = probe.to_json();
+        std::fprintf(stderr,
+                     "voxcpm-bench: probe: read %.1f GB/s, GEMM f32 %.0f / bf16 %.0f GFLOP/s, GEMV f32 %.1f / bf16 "
+                     "%.1f GB/s, linear(1 row) f32 %.1f / bf16 %.1f GB/s (OpenBLAS core %s)\n",
+                     probe.mem_read_gbs, probe.gemm_f32_gflops, probe.gemm_bf16_gflops, probe.gemv_f32_gbs,
+                     probe.gemv_bf16_gbs, probe.linear1_f32_gbs, probe.linear1_bf16_gbs,
+                     probe.openblas_core.empty() ? "-" : probe.openblas_core.c_str());
+      } else {
+        result["machine"] = {{"torch_threads", at::get_num_threads()},
+                             {"openblas_coretype_env", coretype ? coretype : "(unset)"}};
       }
+
+      // From here on, the peak of the model plus running requests (the probe's buffers are freed).
+      const bool hwm_reset = reset_peak_rss();
+
+      GenerateOptions base;
+      base.inference_timesteps = timesteps;
+      base.cfg_value = cfg;
+      if (steps > 0) {
+        // The stop head may end a request only after min_len+1 patches, and max_len caps it.
+        base.min_len = steps - 1;
+        base.max_len = steps;
+        base.retry_badcase = false;
+      }
+      result["settings"] = {{"runs", runs},           {"warmup", warmup}, {"steps", steps},
+                            {"timesteps", timesteps}, {"cfg", cfg},       {"threads", at::get_num_threads()},
+                            {"seed", seed},           {"locdit_calls_per_step", costs.locdit_calls()},
+                            {"openblas_coretype", coretype ? coretype : "(unset)"}};
+
+      json text_list = json::array();
+      for (const BenchText& t : texts)
+        text_list.push_back({{"id", t.id},
+                             {"text", t.text},
+                             {"chars", utf8_chars(t.text)},
+                             {"tokens", static_cast<int64_t>(model->tokenizer().encode(t.text).size())}});
+      result["texts"] = text_list;
+
+      for (int w = 0; w < warmup; ++w) {
+        GenerateOptions o = base;
+        o.seed = seed;
+        o.min_len = 1;
+        o.max_len = 2;
+        o.retry_badcase = false;
+        run_once(model, texts.front().text, o, true);
+      }
+
+      // Engine API runs. The modes alternate run by run (streaming, non-streaming, streaming, ...)
+      // so that a slow minute of a shared host lands on both, and each run of one mode has a partner
+      // of the other with the same seed: their ratio is the streaming overhead.
+      json results = json::array();
+      json paired = json::array();
+      // Per-step stages, streaming runs only (the roofline table): every run's time per call, and
+      // all runs pooled.
+      std::array<std::vector<double>, kStageCount> step_samples;
+      StageTimes all_steps;
+      double ctx_sum = 0;
+      int64_t ctx_n = 0;
+      struct ModeRuns {
+        json runs = json::array();
+        std::vector<double> ttfa, total, audio, rtf, step, nsteps;
+        StageTimes sum;
+      };
+      // The machine's peaks, measured again before every pair of runs: a shared host's memory rate
+      // moves by the minute (30-64 GB/s seen here) and its arithmetic rate with what its neighbours
+      // run, so the stages are read against the peaks of the minutes they ran in (the medians of
+      // these), with the start probe's figures beside them. The peak RSS leaves the probe's buffers
+      // out: it is read before each probe and reset after it.
+      std::vector<double> mem_in_run, gemm_f32_in_run, gemm_compute_in_run;
+      double peak_between_probes = -1.0;
+      const bool quick_probe = args.flag("--quick-probe");
+      auto probe_between_runs = [&] {
+        if (!have_probe) return;
+        if (hwm_reset) peak_between_probes = std::max(peak_between_probes, hwm_rss_mb());
+        const c10::Device d = model->options().device;
+        mem_in_run.push_back(measure_read_gbs(d, (quick_probe ? 32 : 256) * (int64_t{1} << 20), 3, 0));
+        gemm_f32_in_run.push_back(measure_gemm_gflops(d, at::kFloat, quick_probe ? 256 : 2048, 3, 0));
+        gemm_compute_in_run.push_back(compute == at::kFloat ? gemm_f32_in_run.back()
+                                                            : measure_gemm_gflops(d, compute, quick_probe ? 128 : 1024, 3, 0));
+        if (hwm_reset) reset_peak_rss();
+      };
+      for (size_t ti = 0; ti < texts.size(); ++ti) {
+        const BenchText& t = texts[ti];
+        const int64_t tokens = text_list[ti]["tokens"].get<int64_t>();
+        std::vector<ModeRuns> acc(modes.size());
+        for (int r = 0; r < runs; ++r) {
+          probe_between_runs();
+          for (size_t mi = 0; mi < modes.size(); ++mi) {
+            const bool streaming = modes[mi];
+            ModeRuns& m = acc[mi];
+            GenerateOptions o = base;
+            o.seed = seed + static_cast<uint64_t>(r);
+            RunResult rr = run_once(model, t.text, o, streaming);
+            if (steps > 0 && rr.steps != steps)
+              std::fprintf(stderr,
+                           "voxcpm-bench: warning: %s made %lld patches, not %lld (the length cap of this text is "
+                           "min(6*tokens+10, max_len))\n",
+                           t.id.c_str(), static_cast<long long>(rr.steps), static_cast<long long>(steps));
+            max_state = std::max(max_state, rr.state_bytes);
+            const double r_rtf = rr.audio_s > 0 ? rr.total_s / rr.audio_s : 0;
+            m.ttfa.push_back(rr.ttfa_s);
+            m.total.push_back(rr.total_s);
+            m.audio.push_back(rr.audio_s);
+            m.rtf.push_back(r_rtf);
+            m.step.push_back(rr.step_s);
+            m.nsteps.push_back(static_cast<double>(rr.steps));
+            for (int i = 0; i < kStageCount; ++i) {
+              m.sum.seconds[i] += rr.stages.seconds[i];
+              m.sum.calls[i] += rr.stages.calls[i];
+            }
+            if (streaming) {
+              for (Stage s : kStepStages) {
+                const size_t i = static_cast<size_t>(s);
+                if (rr.stages.count(s) == 0) continue;
+                all_steps.seconds[i] += rr.stages[s];
+                all_steps.calls[i] += rr.stages.count(s);
+                step_samples[i].push_back(rr.stages[s] / static_cast<double>(rr.stages.count(s)));
+              }
+              ctx_sum += static_cast<double>(tokens + 1) + static_cast<double>(rr.steps) / 2;
+              ++ctx_n;
+            }
+            m.runs.push_back({{"ttfa_s", rr.ttfa_s},
+                              {"total_s", rr.total_s},
+                              {"audio_s", rr.audio_s},
+                              {"rtf", r_rtf},
+                              {"steps", rr.steps},
+                              {"step_s", rr.step_s},
+                              {"stages", stages_json(rr.stages)}});
+            std::fprintf(stderr, "voxcpm-bench: %-6s %-13s run %d: first audio %.3f s, total %.3f s, %lld steps, %.2f s audio, RTF %.2f\n",
+                         t.id.c_str(), streaming ? "streaming" : "non-streaming", r, rr.ttfa_s, rr.total_s,
+                         static_cast<long long>(rr.steps), rr.audio_s, r_rtf);
+          }
+        }
+        for (size_t mi = 0; mi < modes.size(); ++mi) {
+          const ModeRuns& m = acc[mi];
+          json entry = {{"text", t.id}, {"chars", utf8_chars(t.text)}, {"mode", modes[mi] ? "streaming" : "non-streaming"}};
+          entry["runs"] = m.runs;
+          entry["summary"] = {{"ttfa_s", summary_json(m.ttfa)},   {"total_s", summary_json(m.total)},
+                              {"audio_s", summary_json(m.audio)}, {"rtf", summary_json(m.rtf)},
+                              {"step_s", summary_json(m.step)},   {"steps", summary_json(m.nsteps)}};
+          // Mean time per call of each stage over the runs.
+          json st = json::object();
+          for (int i = 0; i < kStageCount; ++i) {
+            const Stage s = static_cast<Stage>(i);
+            if (m.sum.count(s) == 0) continue;
+            st[stage_name(s)] = {{"mean_s_per_call", m.sum[s] / static_cast<double>(m.sum.count(s))},
+                                 {"calls_per_run", static_cast<double>(m.sum.count(s)) / runs},
+                                 {"mean_s_per_run", m.sum[s] / runs}};
+          }
+          entry["stages"] = st;
+          results.push_back(entry);
+        }
+        // Streaming total / non-streaming total of the runs made back to back with the same seed.
+        const auto s_it = std::find(modes.begin(), modes.end(), true), w_it = std::find(modes.begin(), modes.end(), false);
+        if (s_it != modes.end() && w_it != modes.end()) {
+          const ModeRuns& s = acc[static_cast<size_t>(s_it - modes.begin())];
+          const ModeRuns& w = acc[static_cast<size_t>(w_it - modes.begin())];
+          std::vector<double> ratio;
+          for (size_t r = 0; r < s.total.size() && r < w.total.size(); ++r)
+            if (w.total[r] > 0) ratio.push_back(s.total[r] / w.total[r]);
+          paired.push_back({{"text", t.id}, {"total_ratio", summary_json(ratio)}, {"ratios", ratio}});
+        }
+      }
+      result["results"] = results;
+      result["streaming_vs_non_streaming"] = paired;
+
+      // Per-step stages against the probe: achieved rates and roofline, from the median over the
+      // streaming runs of each run's time per call (a slow minute moves a mean, not a median).
+      json roof = json::array();
+      const double ctx = ctx_n ? ctx_sum / static_cast<double>(ctx_n) : 64;
+      const double gemm_peak_start = compute == at::kFloat ? probe.gemm_f32_gflops : probe.gemm_bf16_gflops;
+      const bool between = !mem_in_run.empty();
+      const double mem_gbs = between ? summarize(mem_in_run).median : probe.mem_read_gbs;
+      const double gemm_peak = between ? summarize(gemm_compute_in_run).median : gemm_peak_start;
+      const double gemm_f32 = between ? summarize(gemm_f32_in_run).median : probe.gemm_f32_gflops;
+      double step_total = 0, step_mean = 0;
+      for (Stage s : kStepStages) {
+        const size_t i = static_cast<size_t>(s);
+        if (!all_steps.count(s)) continue;
+        step_total += summarize(step_samples[i]).median;
+        step_mean += all_steps[s] / static_cast<double>(all_steps.count(s));
+      }
+      for (Stage s : kStepStages) {
+        const size_t i = static_cast<size_t>(s);
+        if (!all_steps.count(s)) continue;
+        const Summary per_run = summarize(step_samples[i]);
+        const double per_call = per_run.median;
+        const std::vector<Cost> parts = costs.stage_parts(s, static_cast<int64_t>(ctx));
+        const Cost c = total_of(parts);
+        const bool vae = s == Stage::VaeDecode;  // the AudioVAE is float32
+        const double peak = vae ? gemm_f32 : gemm_peak, peak_start = vae ? probe.gemm_f32_gflops : gemm_peak_start;
+        json row = {{"stage", stage_name(s)},
+                    {"median_s", per_call},
+                    {"mean_s", all_steps[s] / static_cast<double>(all_steps.count(s))},
+                    {"min_s", per_run.min},
+                    {"max_s", per_run.max},
+                    {"share", step_total > 0 ? per_call / step_total : 0},
+                    {"parts", parts.size()},
+                    {"bytes", c.bytes},
+                    {"flops", c.flops},
+                    {"achieved_gbs", per_call > 0 ? c.bytes / per_call / 1e9 : 0},
+                    {"achieved_gflops", per_call > 0 ? c.flops / per_call / 1e9 : 0}};
+        if (have_probe) {
+          const double rl = roofline_seconds(parts, mem_gbs, peak);
+          row["roofline_s"] = rl;
+          row["vs_roofline"] = rl > 0 ? per_call / rl : 0;
+          const double rl_start = roofline_seconds(parts, probe.mem_read_gbs, peak_start);
+          row["vs_roofline_start_probe"] = rl_start > 0 ? per_call / rl_start : 0;
+          // The bound of the stage's whole work at once, as if its parts could overlap.
+          const double whole = roofline_seconds(c, mem_gbs, peak);
+          row["roofline_whole_s"] = whole;
+          row["vs_roofline_whole"] = whole > 0 ? per_call / whole : 0;
+        }
+        roof.push_back(row);
+      }
+      json roof_total = {{"median_s", step_total}, {"mean_s", step_mean}, {"context", ctx}};
+      if (have_probe) {
+        double rl = 0;
+        for (const auto& row : roof) rl += row["roofline_s"].get<double>();
+        roof_total["roofline_s"] = rl;
+        roof_total["vs_roofline"] = rl > 0 ? step_total / rl : 0;
+        roof_total["roofline_rtf"] =
+            rl / (static_cast<double>(model->samples_per_patch()) / static_cast<double>(model->sample_rate()));
+      }
+      result["roofline"] = {{"stages", roof},
+                            {"step", roof_total},
+                            {"gemm_peak_gflops", gemm_peak},
+                            {"mem_gbs", mem_gbs},
+                            {"mem_gbs_start_probe", probe.mem_read_gbs},
+                            {"gemm_f32_gflops", gemm_f32},
+                            {"gemm_peak_gflops_start_probe", gemm_peak_start},
+                            {"gemm_f32_gflops_start_probe", probe.gemm_f32_gflops},
+                            {"mem_gbs_between_runs", summary_json(mem_in_run)},
+                            {"mem_gbs_between_runs_all", mem_in_run},
+                            {"gemm_peak_gflops_between_runs", summary_json(gemm_compute_in_run)},
+                            {"gemm_f32_gflops_between_runs", summary_json(gemm_f32_in_run)}};
+
+      // Before the pipeline adds its buffers.
+      peak_generation = hwm_reset ? std::max(peak_between_probes, hwm_rss_mb()) : -1.0;
     });
 
     // GStreamer pipeline: time to first audio through appsrc ! voxcpmtts ! appsink.

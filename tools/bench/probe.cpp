@@ -97,6 +97,11 @@ double measure_read_gbs(const c10::Device& device, int64_t bytes, int reps, doub
   return static_cast<double>(n) * 4 / s / 1e9;
 }
 
+int64_t gemm_probe_size(c10::ScalarType dtype, bool quick) {
+  if (dtype == at::kFloat) return quick ? 256 : 2048;
+  return quick ? 128 : 1024;
+}
+
 double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, int reps, double budget) {
   c10::NoGradGuard no_grad;
   const auto o = at::TensorOptions().dtype(dtype).device(device);
@@ -123,8 +128,9 @@ MachineProbe probe_machine(const c10::Device& device, bool quick) {
     const double s = best_time(device, reps, budget, [&] { return at::mm(a, b); });
     return 2.0 * m * k * n / s / 1e9;
   };
-  p.gemm_f32_gflops = measure_gemm_gflops(device, at::kFloat, quick ? 256 : 2048, reps, budget);
-  p.gemm_bf16_gflops = measure_gemm_gflops(device, at::kBFloat16, quick ? 128 : 1024, reps, budget);
+  p.gemm_f32_gflops = measure_gemm_gflops(device, at::kFloat, gemm_probe_size(at::kFloat, quick), reps, budget);
+  p.gemm_bf16_gflops =
+      measure_gemm_gflops(device, at::kBFloat16, gemm_probe_size(at::kBFloat16, quick), reps, budget);
   p.gemm_skinny_f32_gflops = gemm(f32, 18, 1024, quick ? 512 : 4096);
 
   // Matrix-vector out of cache: cycle through enough 4096x4096 matrices to exceed the LLC.

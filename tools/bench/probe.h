@@ -34,6 +34,10 @@ double measure_read_gbs(const c10::Device& device, int64_t bytes, int reps, doub
 // the probe's GEMM figure, also measured between benchmark runs.
 double measure_gemm_gflops(const c10::Device& device, c10::ScalarType dtype, int64_t n, int reps, double budget);
 
+// The square size of the probe's GEMM in `dtype` (smaller for bfloat16, which CPUs without native
+// bf16 run at a few GFLOP/s; `quick`: for tests).
+int64_t gemm_probe_size(c10::ScalarType dtype, bool quick);
+
 // `quick`: smaller sizes and fewer repetitions (tests). Runs on `device`.
 MachineProbe probe_machine(const c10::Device& device, bool quick);
 
