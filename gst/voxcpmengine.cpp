@@ -103,12 +103,16 @@ Utterance::Utterance(std::shared_ptr<const voxcpm::Model> model, const std::stri
 Utterance::~Utterance() = default;
 
 bool Utterance::next(std::vector<float>* samples) {
-  // libtorch's intra-op thread count is per calling thread with OpenMP: set it where we compute.
-  voxcpm::use_cpu_threads(n_threads_);
-  std::optional<voxcpm::AudioChunk> chunk = syn_->next_chunk();
-  if (!chunk) return false;
-  *samples = std::move(chunk->samples);
-  return true;
+  bool more = false;
+  compute_.run([&] {
+    // libtorch's intra-op thread count is per calling thread with OpenMP: set it where we compute.
+    voxcpm::use_cpu_threads(n_threads_);
+    std::optional<voxcpm::AudioChunk> chunk = syn_->next_chunk();
+    if (!chunk) return;
+    *samples = std::move(chunk->samples);
+    more = true;
+  });
+  return more;
 }
 
 void Utterance::cancel() { syn_->cancel(); }

@@ -65,8 +65,9 @@ class Utterance {
   Utterance(const Utterance&) = delete;
   Utterance& operator=(const Utterance&) = delete;
 
-  // Computes the next chunk into `samples`; false once the utterance is complete. Throws
-  // voxcpm::Cancelled after cancel(), other std::exception on failure.
+  // Computes the next chunk into `samples` (on this utterance's own thread, waiting for it); false
+  // once the utterance is complete. Throws voxcpm::Cancelled after cancel(), other std::exception
+  // on failure.
   bool next(std::vector<float>* samples);
   void cancel();  // from any thread; next() stops within one model step
   uint64_t seed() const;
@@ -75,6 +76,8 @@ class Utterance {
   std::unique_ptr<voxcpm::Synthesis> syn_;
   voxcpm::CpuShare cpu_share_;  // n-threads 0 divides the CPUs among running utterances
   int n_threads_ = 0;
+  // The steps run here, not on the caller's (pooled) streaming thread: see ComputeThread.
+  voxcpm::ComputeThread compute_;
 };
 
 }  // namespace gstvoxcpm
